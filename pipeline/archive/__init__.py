@@ -1,0 +1,1 @@
+"""The embedded demo archive: simulation, layout and local serving."""

@@ -1,0 +1,1 @@
+"""Chip geometry, planning and windowed reads."""

@@ -1,0 +1,25 @@
+"""The pipeline's error hierarchy. Every message names the input at fault and the fix."""
+
+
+class PipelineError(Exception):
+    """Base class for every error the pipeline raises on purpose."""
+
+
+class ConfigError(PipelineError):
+    """A run configuration (or a CLI option) is invalid."""
+
+
+class SourceError(PipelineError):
+    """A scene, label or crisis source could not be searched or read."""
+
+
+class ChipReadError(SourceError):
+    """A raster asset could not be read for a chip window."""
+
+
+class SchemaError(PipelineError):
+    """A record that crosses a storage boundary does not match its JSON Schema."""
+
+
+class CorpusError(PipelineError):
+    """A corpus directory is missing, incomplete or inconsistent."""

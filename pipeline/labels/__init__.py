@@ -1,0 +1,1 @@
+"""Label sources (land cover, land use, crisis events) and their harmonization."""
