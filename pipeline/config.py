@@ -1,0 +1,281 @@
+"""The run configuration: one YAML file, validated at the edge into frozen dataclasses.
+
+Relative paths in a config file are resolved against the directory of that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError, SchemaError
+from pipeline.schemas import validate
+
+SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
+DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str
+    items: Path
+    asset_base: str = "serve"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    collections: tuple[str, ...]
+    start: datetime
+    end: datetime
+    bbox: tuple[float, float, float, float] | None = None
+    max_cloud_cover: float = 100.0
+
+
+@dataclass(frozen=True)
+class ChipsConfig:
+    max_nodata_fraction: float = 0.05
+    max_cloud_fraction: float = 0.10
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class RasterProduct:
+    href: str
+    value_type: str = "grid_code"
+
+
+@dataclass(frozen=True)
+class EmsProduct:
+    observed_event: str
+    metadata: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    corine: tuple[RasterProduct, ...] = ()
+    dynamic_world: tuple[RasterProduct, ...] = ()
+    min_fraction: float = 0.05
+    ems: tuple[EmsProduct, ...] = ()
+    window_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WINDOW_DAYS))
+    min_affected_fraction: float = 0.02
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: Path
+    shard_size: int = 256
+    train_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    source: SourceConfig
+    search: SearchConfig
+    chips: ChipsConfig
+    labels: LabelsConfig
+    output: OutputConfig
+    archive: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+    def digest(self) -> str:
+        """A hash of everything that changes the corpus (the output directory excluded)."""
+        data = self.to_dict()
+        data.pop("output", None)
+        data["split"] = {
+            "train_fraction": self.output.train_fraction,
+            "seed": self.output.split_seed,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(
+    path: Path | str, *, archive: Path | None = None, out: Path | None = None
+) -> RunConfig:
+    """Read, validate and resolve a run config; ``archive``/``out`` override the file's values."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; pass --config with a YAML run config"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    try:
+        validate(raw, "run-config.v1.schema.json", f"config file {path}")
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from exc
+    base = path.resolve().parent
+    if archive is not None:
+        raw["archive"] = str(Path(archive).resolve() / "archive.json")
+    if out is not None:
+        raw["output"]["dir"] = str(Path(out).resolve())
+    return _build(raw, base, path)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
+    archive = _resolve(base, raw["archive"]) if raw.get("archive") else None
+    archive_meta = _read_archive_manifest(archive) if archive else None
+    config = RunConfig(
+        name=raw["name"],
+        source=_source(raw["source"], base, archive, path),
+        search=_search(raw["search"], path),
+        chips=ChipsConfig(**raw.get("chips", {})),
+        labels=_labels(raw.get("labels", {}), base, archive, archive_meta),
+        output=_output(raw["output"], base),
+        archive=archive,
+    )
+    _check_files_exist(config, path)
+    return config
+
+
+def _read_archive_manifest(archive: Path) -> dict[str, Any]:
+    if not archive.is_file():
+        raise ConfigError(
+            f"archive manifest {archive} does not exist; generate the demo archive with "
+            "`clm archive simulate --out DIR` or point `archive:` at an archive.json"
+        )
+    return json.loads(archive.read_text())
+
+
+def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -> SourceConfig:
+    if raw.get("items"):
+        items = _resolve(base, raw["items"])
+    elif archive is not None:
+        items = archive.parent / "items.parquet"
+    else:
+        raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
+    return SourceConfig(kind=raw["kind"], items=items, asset_base=raw.get("asset_base", "serve"))
+
+
+def _search(raw: dict[str, Any], path: Path) -> SearchConfig:
+    unknown = [c for c in raw["collections"] if c not in SUPPORTED_COLLECTIONS]
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown collection(s) {unknown} in search.collections; "
+            f"supported: {list(SUPPORTED_COLLECTIONS)}"
+        )
+    start, end = parse_datetime_range(raw["datetime"], where=f"{path}: search.datetime")
+    bbox = tuple(raw["bbox"]) if raw.get("bbox") is not None else None
+    if bbox is not None:
+        _check_bbox(bbox, path)
+    return SearchConfig(
+        collections=tuple(raw["collections"]),
+        start=start,
+        end=end,
+        bbox=bbox,  # type: ignore[arg-type]
+        max_cloud_cover=float(raw.get("max_cloud_cover", 100.0)),
+    )
+
+
+def _check_bbox(bbox: tuple[float, ...], path: Path) -> None:
+    minx, miny, maxx, maxy = bbox
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise ConfigError(f"{path}: search.bbox {list(bbox)} is not lon/lat degrees (EPSG:4326)")
+    if maxx <= minx or maxy <= miny:
+        raise ConfigError(
+            f"{path}: search.bbox {list(bbox)} is empty; give [min_lon, min_lat, max_lon, max_lat] "
+            "with min < max"
+        )
+
+
+def parse_datetime_range(text: str, *, where: str) -> tuple[datetime, datetime]:
+    """Parse ``START/END`` (ISO dates or datetimes, UTC assumed); END as a date is inclusive."""
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise ConfigError(f"{where}: {text!r} is not START/END, e.g. 2021-06-01/2022-10-31")
+    start = _parse_instant(parts[0], where, end=False)
+    end = _parse_instant(parts[1], where, end=True)
+    if end < start:
+        raise ConfigError(f"{where}: the range {text!r} is reversed (end before start); swap them")
+    return start, end
+
+
+def _parse_instant(text: str, where: str, *, end: bool) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {text!r} is not an ISO date or datetime") from exc
+    if len(text.strip()) == 10 and end:
+        value = datetime.combine(value.date(), time.max)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _labels(
+    raw: dict[str, Any], base: Path, archive: Path | None, meta: dict[str, Any] | None
+) -> LabelsConfig:
+    crisis = raw.get("crisis", {})
+    corine = [RasterProduct(**r) for r in raw.get("corine", [])]
+    dw = [RasterProduct(**{"value_type": "dw", **r}) for r in raw.get("dynamic_world", [])]
+    ems = [EmsProduct(**e) for e in crisis.get("ems", [])]
+    corine = [replace(r, href=_href(base, r.href)) for r in corine]
+    dw = [replace(r, href=_href(base, r.href)) for r in dw]
+    ems = [_resolve_ems(base, e) for e in ems]
+    if archive is not None and meta is not None:
+        corine += [
+            RasterProduct(_href(archive.parent, a["corine"]), "grid_code") for a in meta["aois"]
+        ]
+        dw += [RasterProduct(_href(archive.parent, a["dynamic_world"]), "dw") for a in meta["aois"]]
+        ems += [_ems_from_archive(archive.parent, ev) for ev in meta.get("events", [])]
+    return LabelsConfig(
+        corine=tuple(corine),
+        dynamic_world=tuple(dw),
+        min_fraction=float(raw.get("min_fraction", 0.05)),
+        ems=tuple(ems),
+        window_days={**DEFAULT_WINDOW_DAYS, **crisis.get("window_days", {})},
+        min_affected_fraction=float(crisis.get("min_affected_fraction", 0.02)),
+    )
+
+
+def _href(base: Path, href: str) -> str:
+    return href if "://" in href else str(_resolve(base, href))
+
+
+def _resolve_ems(base: Path, product: EmsProduct) -> EmsProduct:
+    meta = str(_resolve(base, product.metadata)) if product.metadata else None
+    return EmsProduct(str(_resolve(base, product.observed_event)), meta)
+
+
+def _ems_from_archive(root: Path, event: dict[str, Any]) -> EmsProduct:
+    meta = str(root / event["metadata"]) if event.get("metadata") else None
+    return EmsProduct(str(root / event["layers"]["observed_event"]), meta)
+
+
+def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
+    return OutputConfig(
+        dir=_resolve(base, raw["dir"]),
+        shard_size=int(raw.get("shard_size", 256)),
+        train_fraction=float(raw.get("train_fraction", 0.2)),
+        split_seed=int(raw.get("split_seed", 0)),
+    )
+
+
+def _check_files_exist(config: RunConfig, path: Path) -> None:
+    missing = [str(config.source.items)] if not config.source.items.exists() else []
+    local = [r.href for r in (*config.labels.corine, *config.labels.dynamic_world)]
+    local += [e.observed_event for e in config.labels.ems]
+    local += [e.metadata for e in config.labels.ems if e.metadata]
+    missing += [h for h in local if "://" not in h and not Path(h).exists()]
+    if missing:
+        raise ConfigError(
+            f"{path}: missing input file(s): {', '.join(missing)}; generate the archive first "
+            "(`clm archive simulate`) or fix the paths (relative paths are resolved against the "
+            "config file's directory)"
+        )

@@ -1,0 +1,48 @@
+"""Versioned JSON Schemas under ``schemas/``: locate, load and validate against them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from pipeline.errors import SchemaError
+
+
+def schemas_dir() -> Path:
+    """The ``schemas/`` directory (overridable with ``CLM_SCHEMAS_DIR``)."""
+    override = os.environ.get("CLM_SCHEMAS_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    path = schemas_dir() / name
+    if not path.exists():
+        raise SchemaError(f"schema {name!r} not found at {path}; is CLM_SCHEMAS_DIR set correctly?")
+    return json.loads(path.read_text())
+
+
+@functools.cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def schema_errors(instance: Any, name: str) -> list[str]:
+    """Human-readable validation errors of ``instance`` against schema ``name`` (empty if valid)."""
+    errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+
+
+def validate(instance: Any, name: str, what: str) -> None:
+    """Raise ``SchemaError`` naming ``what`` when ``instance`` does not match schema ``name``."""
+    problems = schema_errors(instance, name)
+    if problems:
+        listed = "; ".join(problems[:5])
+        raise SchemaError(f"{what} does not match {name}: {listed}")

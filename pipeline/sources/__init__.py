@@ -1,0 +1,1 @@
+"""Scene sources: every imagery archive behind one small contract (``base.SceneSource``)."""

@@ -1,0 +1,114 @@
+"""The scene-source contract and the normalized scene record every source produces."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+S1_BANDS = ("VV", "VH")
+SENSOR_BANDS = {"s2": S2_BANDS, "s1": S1_BANDS}
+
+
+@dataclass(frozen=True)
+class BandAsset:
+    """One band's raster asset: where it is and, when the item says so, its grid."""
+
+    href: str
+    gsd: float | None = None
+    shape: tuple[int, int] | None = None
+    transform: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A normalized scene record, the same whichever archive or provider it came from."""
+
+    item_id: str
+    collection: str
+    sensor: str  # "s2" | "s1"
+    platform: str
+    datetime: datetime
+    epsg: int
+    bbox: tuple[float, float, float, float]  # EPSG:4326
+    geometry: Mapping[str, Any]  # GeoJSON footprint, EPSG:4326
+    assets: Mapping[str, BandAsset]  # normalized band name -> asset ("B02", "SCL", "VV", ...)
+    cloud_cover: float | None = None
+    processing_baseline: str | None = None
+    orbit_state: str | None = None
+    relative_orbit: int | None = None
+    polarizations: tuple[str, ...] = ()
+    instrument_mode: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return SENSOR_BANDS[self.sensor]
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat row for ``scenes.parquet`` (nested values as JSON text)."""
+        row = asdict(self)
+        row["datetime"] = self.datetime.isoformat()
+        for key in ("bbox", "geometry", "assets", "polarizations", "extra"):
+            row[key] = json.dumps(row[key], sort_keys=True)
+        return row
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> Scene:
+        assets = {
+            name: BandAsset(
+                href=a["href"],
+                gsd=a["gsd"],
+                shape=tuple(a["shape"]) if a["shape"] else None,  # type: ignore[arg-type]
+                transform=tuple(a["transform"]) if a["transform"] else None,
+            )
+            for name, a in json.loads(row["assets"]).items()
+        }
+        return cls(
+            item_id=row["item_id"],
+            collection=row["collection"],
+            sensor=row["sensor"],
+            platform=row["platform"],
+            datetime=datetime.fromisoformat(row["datetime"]),
+            epsg=int(row["epsg"]),
+            bbox=tuple(json.loads(row["bbox"])),  # type: ignore[arg-type]
+            geometry=json.loads(row["geometry"]),
+            assets=assets,
+            cloud_cover=_opt_float(row.get("cloud_cover")),
+            processing_baseline=row.get("processing_baseline"),
+            orbit_state=row.get("orbit_state"),
+            relative_orbit=_opt_int(row.get("relative_orbit")),
+            polarizations=tuple(json.loads(row["polarizations"])),
+            instrument_mode=row.get("instrument_mode"),
+            extra=json.loads(row["extra"]),
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None or value != value else int(value)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to search for, already validated (see ``pipeline.config``)."""
+
+    collections: tuple[str, ...]
+    start: datetime
+    end: datetime
+    bbox: tuple[float, float, float, float] | None = None
+    max_cloud_cover: float = 100.0
+
+
+class SceneSource(Protocol):
+    """Anything that can list scenes: a stac-geoparquet archive, a STAC API, Sentinel Hub."""
+
+    name: str
+
+    def search(self, query: SearchQuery) -> Iterable[Scene]: ...
