@@ -1,8 +1,10 @@
 """The chip grid: 120 x 120 pixels at 10 m (1.2 km squares), aligned to a fixed grid per CRS.
 
-A chip is addressed by ``(epsg, col, row)`` with ``minx = col * 1200`` and
-``miny = row * 1200`` in the projected CRS, so the same ground square gets the
-same address in every scene and every run.
+A chip is addressed by ``(epsg, col, row)`` with ``minx = origin_x + col * 1200`` and
+``miny = origin_y + row * 1200`` in the projected CRS, so the same ground square gets
+the same address in every scene and every run. The origin defaults to (0, 0); other
+origins reproduce grids anchored elsewhere (BigEarthNet patches follow their
+Sentinel-2 tile's origin, e.g. offset by 840 m in y).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class ChipGeometry:
     row: int
     pixels: int = CHIP_PIXELS
     pixel_size: float = PIXEL_SIZE_M
+    origin_x: float = 0.0
+    origin_y: float = 0.0
 
     @property
     def size_m(self) -> float:
@@ -33,13 +37,15 @@ class ChipGeometry:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in the chip CRS."""
-        minx = self.col * self.size_m
-        miny = self.row * self.size_m
+        minx = self.origin_x + self.col * self.size_m
+        miny = self.origin_y + self.row * self.size_m
         return (minx, miny, minx + self.size_m, miny + self.size_m)
 
     @property
     def cell_id(self) -> str:
         """Stable id of the ground square, independent of the scene."""
+        if self.origin_x or self.origin_y:
+            return f"{self.epsg}@{self.origin_x:g},{self.origin_y:g}_{self.col}_{self.row}"
         return f"{self.epsg}_{self.col}_{self.row}"
 
     @property

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 import shapely.geometry
-import shapely.ops
 from pyproj import Transformer
 
 from pipeline.chips.grid import ChipGeometry, cells_within
@@ -29,11 +30,11 @@ def plan_scene(
     scene: Scene, aoi_bbox: tuple[float, float, float, float] | None = None
 ) -> list[PlannedChip]:
     """Cells inside the scene's raster extent and data footprint (and the AOI, if given)."""
-    to_utm = Transformer.from_crs(4326, scene.epsg, always_xy=True).transform
-    footprint = shapely.ops.transform(to_utm, shapely.geometry.shape(scene.geometry))
+    to_utm = Transformer.from_crs(4326, scene.epsg, always_xy=True)
+    footprint = reproject(shapely.geometry.shape(scene.geometry), to_utm)
     area = footprint.intersection(_raster_extent(scene)).buffer(1e-6)
     if aoi_bbox is not None:
-        area = area.intersection(shapely.ops.transform(to_utm, shapely.geometry.box(*aoi_bbox)))
+        area = area.intersection(reproject(shapely.box(*aoi_bbox).segmentize(0.01), to_utm))
     if area.is_empty:
         return []
     cells = cells_within(scene.epsg, area.bounds)
@@ -42,6 +43,13 @@ def plan_scene(
         for cell in cells
         if area.contains(shapely.geometry.box(*cell.bounds))
     ]
+
+
+def reproject(geometry: shapely.Geometry, transformer: Transformer) -> shapely.Geometry:
+    """``geometry`` with every vertex transformed (x, y order)."""
+    return shapely.transform(
+        geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
 def _raster_extent(scene: Scene) -> shapely.geometry.Polygon:

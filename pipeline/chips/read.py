@@ -58,7 +58,7 @@ class ChipPixels:
 def read_scene_chips(scene: Scene, chips: Sequence[PlannedChip]) -> Iterator[ChipPixels]:
     """Stream the chips of one scene, north to south, each band read once per block."""
     ordered = sorted(chips, key=lambda c: (-c.cell.row, c.cell.col))
-    bands = list(scene.bands) + (["SCL"] if scene.sensor == "s2" else [])
+    bands = list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])
     with rasterio.Env(**GDAL_ENV), contextlib.ExitStack() as stack:
         readers = [_band_reader(stack, scene, band, ordered) for band in bands]
         for chip in ordered:
@@ -160,9 +160,11 @@ def _check_inside(ds: rasterio.DatasetReader, col0: int, col1: int, row0: int, r
 
 
 def _to_chip_pixels(scene: Scene, chip: PlannedChip, planes: list[np.ndarray]) -> ChipPixels:
-    if scene.sensor == "s2":
-        return _s2_chip(scene, chip, planes[:-1], planes[-1])
-    return _s1_chip(chip, planes)
+    if scene.sensor == "s1":
+        return _s1_chip(chip, planes)
+    n = len(scene.bands)
+    scl = planes[n] if len(planes) > n else np.full_like(planes[0], 4, dtype=np.uint8)
+    return _s2_chip(scene, chip, planes[:n], scl)
 
 
 def _s2_chip(

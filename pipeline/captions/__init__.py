@@ -1,0 +1,1 @@
+"""Caption records (structured annotation) and their text renderings."""

@@ -1,0 +1,1 @@
+"""Corpus outputs: shards, metadata, splits, manifest and summaries."""

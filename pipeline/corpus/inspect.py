@@ -1,0 +1,65 @@
+"""Summaries of a written corpus, for people (``clm inspect``) and for the DAG's last task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import CorpusError
+from pipeline.labels.taxonomy import REFERENCE_LABELS
+
+
+def summarize(corpus: Path) -> dict[str, Any]:
+    """Counts per sensor, split and label, with rejections, read from the corpus files."""
+    manifest_path, metadata_path = corpus / "manifest.json", corpus / "metadata.parquet"
+    if not manifest_path.exists() or not metadata_path.exists():
+        raise CorpusError(
+            f"{corpus} is not a complete corpus (manifest.json and metadata.parquet expected); "
+            "run `clm build --config CONFIG` first"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    meta = pd.read_parquet(metadata_path, columns=["key", "sensor", "split", "labels"])
+    return {
+        "corpus": str(corpus.resolve()),
+        "chips": {s: int(n) for s, n in meta.groupby("sensor").size().items()},
+        "splits": {
+            f"{s}/{p}": int(n) for (s, p), n in meta.groupby(["sensor", "split"]).size().items()
+        },
+        "labels": _label_table(meta),
+        "rejected": {s: v["rejected"] for s, v in manifest["chips"].items()},
+        "scenes": manifest["scenes"],
+        "config_digest": manifest["config_digest"],
+        "shards": len(manifest["shards"]),
+    }
+
+
+def _label_table(meta: pd.DataFrame) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for label in REFERENCE_LABELS:
+        has = meta["labels"].map(lambda labels, name=label: name in list(labels))
+        counts = meta[has].groupby("sensor").size()
+        if len(counts):
+            table[label] = {str(s): int(n) for s, n in counts.items()}
+    return table
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"Corpus: {summary['corpus']}  (config {summary['config_digest']})"]
+    lines.append("Scenes: " + ", ".join(f"{k} {v}" for k, v in summary["scenes"].items()))
+    lines.append("Chips:  " + ", ".join(f"{k.upper()} {v}" for k, v in summary["chips"].items()))
+    lines.append("Splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+    for sensor, reasons in summary["rejected"].items():
+        if reasons:
+            lines.append(
+                f"Rejected {sensor.upper()}: " + ", ".join(f"{k} {v}" for k, v in reasons.items())
+            )
+    lines.append(f"{'label':<20}{'S1':>8}{'S2':>8}")
+    for label, counts in summary["labels"].items():
+        lines.append(f"{label:<20}{counts.get('s1', 0):>8}{counts.get('s2', 0):>8}")
+    lines.append(
+        f"Shards: {summary['shards']} HDF5 files under shards/; metadata.parquet, records.jsonl, manifest.json"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The corpus stage: image shards, ``metadata.parquet``, caption records and the manifest.
+
+Shards follow the CrisisLandMark release layout: one HDF5 group per image key holding
+``image (B,120,120) float32`` and ``coords (2,120,120)`` (pixel-centre x/y in the chip
+CRS), with attributes ``crs`` (EPSG code), ``timestamp`` and ``labels``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h5py
+import numpy as np
+import shapely.geometry
+from tqdm import tqdm
+
+from pipeline.captions.stage import cell_of, kept_chips, read_records
+from pipeline.chips.extract import scene_outputs
+from pipeline.chips.grid import ChipGeometry
+from pipeline.config import RunConfig
+from pipeline.corpus.manifest import build_manifest
+from pipeline.corpus.splits import stratified_split
+from pipeline.errors import CorpusError
+from pipeline.storage import atomic_path, write_json_atomic
+
+SENSORS = ("s1", "s2")
+
+
+def write_corpus(config: RunConfig, chips_index: Path, records_path: Path, work: Path) -> Path:
+    """Write the corpus into ``config.output.dir``; returns that directory."""
+    corpus = config.output.dir
+    chips = kept_chips(chips_index)
+    records = {r["key"]: r for r in read_records(records_path)}
+    _check_complete(chips, records)
+    keys = [c["key"] for c in chips]
+    split = stratified_split(
+        keys,
+        [records[k]["labels"] for k in keys],
+        config.output.train_fraction,
+        config.output.split_seed,
+    )
+    shards = plan_shards(chips, config.output.shard_size)
+    _write_shards(corpus, shards, records, work / "chips")
+    _remove_stale_shards(corpus, shards)
+    _write_metadata(corpus / "metadata.parquet", chips, records, split, shards)
+    with atomic_path(corpus / "records.jsonl") as tmp:
+        shutil.copyfile(records_path, tmp)
+    manifest = build_manifest(config, chips_index, records, split, shards)
+    write_json_atomic(corpus / "manifest.json", manifest)
+    return corpus
+
+
+def _check_complete(chips: list[dict[str, Any]], records: dict[str, Any]) -> None:
+    missing = [c["key"] for c in chips if c["key"] not in records]
+    if missing:
+        raise CorpusError(
+            f"{len(missing)} kept chips have no caption record (first: {missing[0]}); "
+            "re-run the caption stage"
+        )
+
+
+def plan_shards(
+    chips: Sequence[dict[str, Any]], shard_size: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Shard name -> its chips: per sensor, sorted by key, ``shard_size`` chips per shard."""
+    shards: dict[str, list[dict[str, Any]]] = {}
+    for sensor in SENSORS:
+        group = sorted((c for c in chips if c["sensor"] == sensor), key=lambda c: c["key"])
+        for start in range(0, len(group), shard_size):
+            shards[f"{sensor}-{start // shard_size:05d}.h5"] = group[start : start + shard_size]
+    return shards
+
+
+def _shard_digest(chips: Sequence[dict[str, Any]], records: dict[str, Any]) -> str:
+    text = "\n".join(
+        f"{c['key']} {c['pixel_sha256']} {'.'.join(records[c['key']]['labels'])}" for c in chips
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_shards(
+    corpus: Path, shards: dict[str, list[dict[str, Any]]], records: dict[str, Any], chip_dir: Path
+) -> None:
+    bar = tqdm(
+        total=sum(len(v) for v in shards.values()), unit="chip", desc="shards", mininterval=1.0
+    )
+    for name, chips in shards.items():
+        path = corpus / "shards" / name
+        digest = _shard_digest(chips, records)
+        if not _shard_is_current(path, digest):
+            with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+                for chip, image in _images(chips, chip_dir):
+                    _write_chip(h5, chip, image, records[chip["key"]]["labels"])
+                h5.attrs["content_sha256"] = digest
+        bar.update(len(chips))
+    bar.close()
+
+
+def _shard_is_current(path: Path, digest: str) -> bool:
+    if not path.exists():
+        return False
+    with h5py.File(path, "r") as h5:
+        return h5.attrs.get("content_sha256") == digest
+
+
+def _images(
+    chips: Sequence[dict[str, Any]], chip_dir: Path
+) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    open_files: dict[str, h5py.File] = {}
+    try:
+        for chip in chips:
+            item = chip["item_id"]
+            if item not in open_files:
+                open_files[item] = h5py.File(scene_outputs(chip_dir, item)[0], "r")
+            yield chip, open_files[item][chip["key"]][()]
+    finally:
+        for fh in open_files.values():
+            fh.close()
+
+
+def pixel_coords(cell: ChipGeometry) -> np.ndarray:
+    """(2, H, W) pixel-centre x and y of a chip in its CRS."""
+    minx, _, _, maxy = cell.bounds
+    centres = (np.arange(cell.pixels) + 0.5) * cell.pixel_size
+    xs, ys = np.meshgrid(minx + centres, maxy - centres)
+    return np.stack([xs, ys])
+
+
+def _write_chip(h5: h5py.File, chip: dict[str, Any], image: np.ndarray, labels: list[str]) -> None:
+    group = h5.create_group(chip["key"])
+    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "track_times": False}
+    group.create_dataset("image", data=image.astype(np.float32), **opts)
+    group.create_dataset("coords", data=pixel_coords(cell_of(chip)), **opts)
+    group.attrs["crs"] = int(chip["epsg"])
+    group.attrs["timestamp"] = chip["datetime"]
+    group.attrs["labels"] = np.array(labels, dtype=h5py.string_dtype())
+
+
+def _remove_stale_shards(corpus: Path, shards: dict[str, list[dict[str, Any]]]) -> None:
+    for path in sorted((corpus / "shards").glob("*.h5")):
+        if path.name not in shards:
+            path.unlink()
+
+
+def _write_metadata(
+    path: Path,
+    chips: list[dict[str, Any]],
+    records: dict[str, Any],
+    split: dict[str, str],
+    shards: dict[str, list[dict[str, Any]]],
+) -> None:
+    shard_of = {c["key"]: name for name, group in shards.items() for c in group}
+    rows = [_metadata_row(c, records[c["key"]], split[c["key"]], shard_of[c["key"]]) for c in chips]
+    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def _metadata_row(
+    chip: dict[str, Any], record: dict[str, Any], split: str, shard: str
+) -> dict[str, Any]:
+    loc = record["location"]
+    return {
+        "key": chip["key"],
+        "sensor": chip["sensor"],
+        "split": split,
+        "labels": record["labels"],
+        "labels_land_cover": sorted(
+            k for k, v in record["land_cover"]["fractions"].items() if v >= 0.05
+        ),
+        "labels_land_use": [c["code"] for c in record["land_use"]["classes"]],
+        "crisis_events": [c["event_id"] for c in record["crisis"] if c["phase"] == "post"],
+        "caption_reference": record["captions"]["reference"],
+        "caption": record["captions"]["sentence"],
+        "datetime": chip["datetime"],
+        "item_id": chip["item_id"],
+        "collection": chip["collection"],
+        "epsg": int(chip["epsg"]),
+        "cell": chip["cell"],
+        "place": loc.get("place"),
+        "country": loc.get("country"),
+        "shard": shard,
+        "pixel_sha256": chip["pixel_sha256"],
+        "cloud_fraction": chip["cloud_fraction"],
+        "nodata_fraction": chip["nodata_fraction"],
+        "geometry": shapely.geometry.box(*loc["bbox"]),
+    }

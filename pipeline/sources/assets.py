@@ -1,0 +1,35 @@
+"""Resolve asset hrefs at read time: absolute URLs pass through, relative ones are joined
+to the archive's base (a URL, a directory, or a loopback server started for the block)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.archive.serve import serve_directory
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Joins relative hrefs to ``base`` (picklable, so worker processes can use it)."""
+
+    base: str
+
+    def __call__(self, href: str) -> str:
+        if "://" in href or href.startswith("/"):
+            return href
+        if "://" in self.base:
+            return self.base.rstrip("/") + "/" + href
+        return str(Path(self.base) / href)
+
+
+@contextlib.contextmanager
+def asset_resolver(asset_base: str, archive_root: Path) -> Iterator[Resolver]:
+    """Yield a resolver; ``asset_base == "serve"`` serves ``archive_root`` over HTTP meanwhile."""
+    if asset_base != "serve":
+        yield Resolver(asset_base)
+        return
+    with serve_directory(archive_root) as server:
+        yield Resolver(server.url)
