@@ -14,5 +14,45 @@ REAL_DATA = PROJECT_ROOT.parent / "shared" / "real-data"
 def real_data() -> Path:
     """``../shared/real-data`` from the project root; skips the test when absent."""
     if not REAL_DATA.is_dir():
-        pytest.skip(f"real data folder {REAL_DATA} is absent (only present beside the team's checkouts)")
+        pytest.skip(
+            f"real data folder {REAL_DATA} is absent (only present beside the team's checkouts)"
+        )
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory) -> Path:
+    """The tiny simulated archive (a few small scenes with a flood), generated once per session."""
+    from pipeline.archive.simulate import simulate_archive
+
+    root = tmp_path_factory.mktemp("tiny-archive")
+    simulate_archive(root, seed=0, scale="tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def run_config():
+    """Factory: ``run_config(path, archive, out, **section_overrides) -> path`` of a run config."""
+    return write_run_config
+
+
+def write_run_config(path: Path, archive: Path, out: Path, **overrides) -> Path:
+    """A run config over ``archive`` writing to ``out`` (overrides: top-level sections)."""
+    import yaml
+
+    raw = {
+        "version": 1,
+        "name": "test",
+        "archive": str(archive / "archive.json"),
+        "source": {"kind": "geoparquet", "asset_base": "serve"},
+        "search": {
+            "collections": ["sentinel-2-l2a", "sentinel-1-grd"],
+            "datetime": "2020-01-01/2023-12-31",
+        },
+        "chips": {"max_nodata_fraction": 0.05, "max_cloud_fraction": 0.1, "workers": 1},
+        "labels": {"min_fraction": 0.05, "crisis": {"window_days": {"flood": 12, "wildfire": 365}}},
+        "output": {"dir": str(out), "shard_size": 8},
+    }
+    raw.update(overrides)
+    path.write_text(yaml.safe_dump(raw))
+    return path

@@ -38,7 +38,8 @@ def caption_chips(config: RunConfig, chips_index: Path, out: Path) -> Path:
 
 def kept_chips(chips_index: Path) -> list[dict[str, Any]]:
     frame = pd.read_parquet(chips_index)
-    return frame[frame["rejected"].isna()].sort_values("key").to_dict("records")
+    kept = frame[frame["rejected"].isna()].sort_values("key").astype(object)
+    return kept.where(kept.notna(), None).to_dict("records")
 
 
 def cell_of(chip: dict[str, Any]) -> ChipGeometry:

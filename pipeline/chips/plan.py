@@ -27,22 +27,30 @@ def chip_key(item_id: str, cell: ChipGeometry) -> str:
 
 
 def plan_scene(
-    scene: Scene, aoi_bbox: tuple[float, float, float, float] | None = None
+    scene: Scene,
+    aoi_bbox: tuple[float, float, float, float] | None = None,
+    min_footprint_overlap: float = 0.5,
 ) -> list[PlannedChip]:
-    """Cells inside the scene's raster extent and data footprint (and the AOI, if given)."""
+    """Cells inside the raster extent that the data footprint mostly covers (and in the AOI).
+
+    Item footprints are approximate (simplified, rounded lon/lat), so a cell is kept when at
+    least ``min_footprint_overlap`` of it lies in the footprint; the chip stage then measures
+    the real nodata fraction of every chip.
+    """
     to_utm = Transformer.from_crs(4326, scene.epsg, always_xy=True)
     footprint = reproject(shapely.geometry.shape(scene.geometry), to_utm)
-    area = footprint.intersection(_raster_extent(scene)).buffer(1e-6)
+    extent = _raster_extent(scene)
     if aoi_bbox is not None:
-        area = area.intersection(reproject(shapely.box(*aoi_bbox).segmentize(0.01), to_utm))
-    if area.is_empty:
+        extent = extent.intersection(reproject(shapely.box(*aoi_bbox).segmentize(0.01), to_utm))
+    if extent.is_empty:
         return []
-    cells = cells_within(scene.epsg, area.bounds)
-    return [
-        PlannedChip(chip_key(scene.item_id, cell), scene.item_id, cell)
-        for cell in cells
-        if area.contains(shapely.geometry.box(*cell.bounds))
-    ]
+    planned = []
+    for cell in cells_within(scene.epsg, extent.bounds):
+        square = shapely.box(*cell.bounds)
+        inside = extent.contains(square) if aoi_bbox is None else extent.intersects(square)
+        if inside and footprint.intersection(square).area >= min_footprint_overlap * square.area:
+            planned.append(PlannedChip(chip_key(scene.item_id, cell), scene.item_id, cell))
+    return planned
 
 
 def reproject(geometry: shapely.Geometry, transformer: Transformer) -> shapely.Geometry:

@@ -32,7 +32,7 @@ def scene_from_item(
             f"item {item.get('id')!r} is in collection {collection!r}, which this profile does "
             f"not know; known: {sorted(asset_keys)}"
         )
-    props = item["properties"]
+    props = {k: v for k, v in item["properties"].items() if v is not None}
     return Scene(
         item_id=item["id"],
         collection=collection,
@@ -65,15 +65,15 @@ def _epsg(props: Mapping[str, Any], item_id: str) -> int:
 def _band_assets(
     item: Mapping[str, Any], keys: Mapping[str, str], resolve_href: Callable[[str], str]
 ) -> dict[str, BandAsset]:
-    assets = item.get("assets") or {}
+    assets = {k: v for k, v in (item.get("assets") or {}).items() if v}
     missing = [key for key in keys.values() if key not in assets]
     if missing:
         raise SourceError(f"item {item['id']!r} lacks asset(s) {missing}")
     out = {}
     for band, key in keys.items():
         asset = assets[key]
-        shape = asset.get("proj:shape")
-        transform = asset.get("proj:transform")
+        shape = asset.get("proj:shape") or None
+        transform = asset.get("proj:transform") or None
         out[band] = BandAsset(
             href=resolve_href(asset["href"]),
             gsd=asset.get("gsd"),

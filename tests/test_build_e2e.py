@@ -1,0 +1,101 @@
+"""End to end on the tiny simulated archive: search -> chips -> captions -> corpus."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.build import build
+from pipeline.config import load_config
+from pipeline.corpus.inspect import format_summary, summarize
+from pipeline.schemas import schema_errors
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_archive, tmp_path_factory, run_config):
+    out = tmp_path_factory.mktemp("corpus")
+    config = load_config(run_config(out.parent / f"{out.name}.yaml", tiny_archive, out))
+    build(config)
+    return out
+
+
+def test_corpus_files_and_counts_agree(corpus):
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    meta = pd.read_parquet(corpus / "metadata.parquet")
+    records = [json.loads(line) for line in (corpus / "records.jsonl").read_text().splitlines()]
+    assert len(meta) == len(records) == sum(v["kept"] for v in manifest["chips"].values())
+    assert set(meta["sensor"]) == {"s1", "s2"}
+    assert meta["key"].is_unique
+    assert set(meta["split"]) == {"train", "corpus"}
+    assert sum(manifest["shards"].values()) == len(meta)
+    for column in (
+        "key",
+        "sensor",
+        "split",
+        "labels",
+        "caption",
+        "geometry",
+        "datetime",
+        "item_id",
+    ):
+        assert column in meta.columns
+
+
+def test_every_record_matches_the_schema(corpus):
+    for line in (corpus / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert schema_errors(record, "caption-record.v1.schema.json") == []
+        assert record["captions"]["reference"] == ". ".join(sorted(record["labels"]))
+
+
+def test_shards_follow_the_reference_layout(corpus):
+    meta = pd.read_parquet(corpus / "metadata.parquet").set_index("key")
+    for shard in sorted((corpus / "shards").glob("*.h5")):
+        with h5py.File(shard, "r") as h5:
+            for key in h5:
+                group = h5[key]
+                sensor = meta.loc[key, "sensor"]
+                assert group["image"].shape == ((12, 120, 120) if sensor == "s2" else (2, 120, 120))
+                assert group["image"].dtype == np.float32
+                assert group["coords"].shape == (2, 120, 120)
+                assert group.attrs["crs"] == meta.loc[key, "epsg"]
+                labels = [str(v) for v in group.attrs["labels"]]
+                assert ". ".join(sorted(labels)) == meta.loc[key, "caption_reference"]
+                if sensor == "s1":
+                    assert (
+                        float(np.min(group["image"])) >= -50 and float(np.max(group["image"])) < 20
+                    )
+
+
+def test_flood_is_labelled_after_the_event_only(corpus):
+    records = [json.loads(line) for line in (corpus / "records.jsonl").read_text().splitlines()]
+    flooded = [r for r in records if "flooded area" in r["labels"]]
+    assert flooded, "the tiny archive has post-flood scenes over the flood polygons"
+    for r in flooded:
+        (event,) = [c for c in r["crisis"] if c["label"] == "flooded area"]
+        assert event["phase"] == "post" and 0 <= event["days_since_event"] <= 12
+        assert event["affected_fraction"] >= 0.02
+    pre = [c for r in records for c in r["crisis"] if c["phase"] == "pre"]
+    assert all(c["days_since_event"] < 0 for c in pre)
+
+
+def test_rebuild_gives_an_identical_corpus(corpus, tiny_archive, tmp_path, run_config):
+    again = tmp_path / "again"
+    build(load_config(run_config(tmp_path / "again.yaml", tiny_archive, again)))
+    a = pd.read_parquet(corpus / "metadata.parquet")
+    b = pd.read_parquet(again / "metadata.parquet")
+    assert list(a["key"]) == list(b["key"])
+    assert list(a["pixel_sha256"]) == list(b["pixel_sha256"])
+    assert list(a["split"]) == list(b["split"])
+    assert (corpus / "records.jsonl").read_bytes() == (again / "records.jsonl").read_bytes()
+    for shard in sorted((corpus / "shards").glob("*.h5")):
+        assert shard.read_bytes() == (again / "shards" / shard.name).read_bytes()
+
+
+def test_summary_mentions_both_sensors(corpus):
+    text = format_summary(summarize(corpus))
+    assert "S1" in text and "S2" in text and "flooded area" in text
