@@ -1,0 +1,121 @@
+"""CORINE Land Cover label source: the EEA 100 m raster or the vector product.
+
+Both return ``ClassFractions`` keyed by CLC level-3 code (111..523). EEA legend
+values that are not one of the 44 classes (grid codes 48 NODATA, 49 unclassified
+land, 50 unclassified water, 255 unclassified; CLC codes 999, 990, 995) count as
+nodata, as do pixels or areas outside the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import geopandas as gpd
+import pyogrio
+import shapely
+from pyproj import CRS
+from rasterio.warp import transform_bounds
+
+from pipeline.chips.grid import ChipGeometry
+from pipeline.errors import ConfigError, SourceError
+from pipeline.labels.base import ClassFractions
+from pipeline.labels.raster_fractions import fractions_from_raster
+from pipeline.labels.taxonomy import clc_classes
+
+VALUE_TYPES = ("grid_code", "clc_code")
+DEFAULT_NODATA = {"grid_code": (48, 49, 50, 255, -128), "clc_code": (999, 990, 995, -128)}
+
+
+def _value_map(value_type: str) -> dict[int, int]:
+    if value_type == "grid_code":
+        return {cls.grid_code: cls.code for cls in clc_classes()}
+    return {cls.code: cls.code for cls in clc_classes()}
+
+
+@dataclass(frozen=True)
+class CorineRaster:
+    """CORINE raster (e.g. ``U2018_CLC2018_V2020_20u1.tif``, grid codes 1..44) at ``href``."""
+
+    href: str
+    value_type: str = "grid_code"
+    nodata: tuple[int, ...] | None = None  # None: the EEA legend's nodata values
+    subpixel_m: float = 2.0
+    name: str = field(default="corine", init=False)
+
+    def __post_init__(self) -> None:
+        if self.value_type not in VALUE_TYPES:
+            raise ConfigError(
+                f"CorineRaster value_type={self.value_type!r} for {self.href}: use 'grid_code' "
+                "(EEA raster values 1..44) or 'clc_code' (values 111..523)"
+            )
+
+    def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
+        nodata = DEFAULT_NODATA[self.value_type] if self.nodata is None else self.nodata
+        fractions, nodata_fraction = fractions_from_raster(
+            self.href,
+            chip,
+            nodata_values=nodata,
+            value_map=_value_map(self.value_type),
+            subpixel_m=self.subpixel_m,
+        )
+        return ClassFractions(self.name, fractions, nodata_fraction)
+
+
+@lru_cache(maxsize=16)
+def _layer_crs(path: str, layer: str | None) -> CRS:
+    try:
+        info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:
+        raise SourceError(f"cannot open CORINE vector {path!r} (layer {layer!r}): {exc}") from exc
+    if not info.get("crs"):
+        raise SourceError(f"CORINE vector {path!r} has no CRS; add a .prj or set the layer SRS")
+    return CRS.from_user_input(info["crs"])
+
+
+def _code_or_none(value: object) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class CorineVector:
+    """CORINE vector product (GeoPackage / Shapefile) with level-3 codes in ``code_field``."""
+
+    path: str
+    code_field: str = "Code_18"
+    layer: str | None = None
+    name: str = field(default="corine", init=False)
+
+    def _read_chip(self, chip: ChipGeometry) -> gpd.GeoDataFrame:
+        crs = _layer_crs(str(self.path), self.layer)
+        bbox = transform_bounds(f"EPSG:{chip.epsg}", crs.to_wkt(), *chip.bounds, densify_pts=21)
+        frame = gpd.read_file(self.path, layer=self.layer, bbox=bbox, engine="pyogrio")
+        if len(frame) and self.code_field not in frame.columns:
+            raise SourceError(
+                f"CORINE vector {self.path!r} has no field {self.code_field!r} "
+                f"(fields: {list(frame.columns)}); pass code_field= (e.g. 'Code_18', 'CODE_18')"
+            )
+        return frame.to_crs(epsg=chip.epsg) if len(frame) else frame
+
+    def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
+        frame = self._read_chip(chip)
+        if frame.empty:
+            return ClassFractions(self.name, {}, 1.0)
+        square = shapely.box(*chip.bounds)
+        known = {cls.code for cls in clc_classes()}
+        fractions: dict[int, float] = {}
+        for code_value, geom in zip(frame[self.code_field], frame.geometry, strict=True):
+            code = _code_or_none(code_value)
+            if code not in known or geom is None:
+                continue
+            area = shapely.intersection(shapely.make_valid(geom), square).area
+            if area > 0:
+                fractions[code] = fractions.get(code, 0.0) + area / square.area
+        total = sum(fractions.values())
+        if total > 1.0:
+            fractions = {code: frac / total for code, frac in fractions.items()}
+        nodata_fraction = max(1.0 - sum(fractions.values()), 0.0)
+        return ClassFractions(self.name, dict(sorted(fractions.items())), nodata_fraction)

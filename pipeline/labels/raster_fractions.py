@@ -1,0 +1,186 @@
+"""Area-weighted class fractions of a categorical raster over one chip square.
+
+Two methods, chosen automatically:
+
+* ``exact``: the raster is in the chip CRS and north-up (any resolution, any
+  offset). Each source pixel gets the exact area of its overlap with the chip
+  square, computed separably (x overlap times y overlap). No resampling error.
+* ``warp``: anything else (e.g. CORINE at 100 m in EPSG:3035 vs a chip in UTM).
+  The covering source window is read once and warped with nearest neighbour onto
+  a fine sub-grid of the chip (``subpixel_m``, 2 m -> 600 x 600 by default), and
+  the sub-pixels are counted. Nearest on a fine grid samples each sub-pixel
+  centre, so the count converges to the true overlap area; the error is confined
+  to a half sub-pixel strip along class edges (< 1 % of a chip for 100 m
+  classes). Averaging resamplers (mode, average) would blur or vote classes away.
+
+Pixels outside the raster, pixels equal to the dataset nodata or to
+``nodata_values``, and (when ``value_map`` is given) raw values absent from
+``value_map`` all count as nodata. Hrefs may be local paths or http(s) URLs
+(GDAL reads those with range requests).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+
+from pipeline.chips.grid import ChipGeometry
+from pipeline.errors import ChipReadError, ConfigError
+
+_OUTSIDE = np.iinfo(np.int32).min
+METHODS = ("auto", "exact", "warp")
+
+
+@lru_cache(maxsize=64)
+def open_dataset(href: str) -> rasterio.io.DatasetReader:
+    """Open ``href`` once per process and keep it open (not thread-safe: one per worker)."""
+    try:
+        return rasterio.open(href)
+    except RasterioIOError as exc:
+        raise ChipReadError(
+            f"cannot open label raster {href!r}: {exc}; check the path or URL "
+            "(http servers must support range requests)"
+        ) from exc
+
+
+def _is_north_up(ds: rasterio.io.DatasetReader) -> bool:
+    t = ds.transform
+    return t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0
+
+
+def _axis_overlap(start: float, step: float, n0: int, n1: int, lo: float, hi: float) -> np.ndarray:
+    """Overlap length of pixels ``n0..n1-1`` (edges ``start + i*step``) with ``[lo, hi]``."""
+    edges = start + step * np.arange(n0, n1 + 1, dtype=np.float64)
+    a, b = np.minimum(edges[:-1], edges[1:]), np.maximum(edges[:-1], edges[1:])
+    return np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)
+
+
+def _covering_window(ds, bounds: tuple[float, float, float, float], pad: int) -> Window | None:
+    """Window of ``ds`` pixels covering ``bounds`` (in the raster CRS), clipped to the raster."""
+    win = from_bounds(*bounds, transform=ds.transform)
+    col0, row0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
+    col1 = math.ceil(win.col_off + win.width) + pad
+    row1 = math.ceil(win.row_off + win.height) + pad
+    col0, row0 = max(col0, 0), max(row0, 0)
+    col1, row1 = min(col1, ds.width), min(row1, ds.height)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _read(ds, band: int, window: Window, href: str) -> np.ndarray:
+    try:
+        return ds.read(band, window=window).astype(np.int64)
+    except (RasterioIOError, IndexError) as exc:
+        raise ChipReadError(f"cannot read band {band} of label raster {href!r}: {exc}") from exc
+
+
+def _exact_weights(ds, chip: ChipGeometry, band: int, href: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw values and their exact chip-area weights (fractions of the chip)."""
+    minx, miny, maxx, maxy = chip.bounds
+    win = _covering_window(ds, chip.bounds, pad=0)
+    if win is None:
+        return np.empty(0, np.int64), np.empty(0)
+    t = ds.transform
+    c0, r0 = int(win.col_off), int(win.row_off)
+    ox = _axis_overlap(t.c, t.a, c0, c0 + int(win.width), minx, maxx)
+    oy = _axis_overlap(t.f, t.e, r0, r0 + int(win.height), miny, maxy)
+    weights = np.outer(oy, ox) / (chip.size_m * chip.size_m)
+    return _read(ds, band, win, href).ravel(), weights.ravel()
+
+
+def _warped_weights(
+    ds, chip: ChipGeometry, band: int, href: str, subpixel_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw values of a nearest-neighbour warp onto a ``subpixel_m`` sub-grid, equal weights."""
+    n = round(chip.size_m / subpixel_m)
+    if n < 1 or not math.isclose(n * subpixel_m, chip.size_m):
+        raise ConfigError(f"subpixel_m={subpixel_m} must divide the chip size {chip.size_m} m")
+    chip_crs = CRS.from_epsg(chip.epsg)
+    src_bounds = transform_bounds(chip_crs, ds.crs, *chip.bounds, densify_pts=21)
+    win = _covering_window(ds, src_bounds, pad=2)
+    if win is None:
+        return np.empty(0, np.int64), np.empty(0)
+    src = _read(ds, band, win, href).astype(np.int32)
+    dst = np.full((n, n), _OUTSIDE, dtype=np.int32)
+    minx, _, _, maxy = chip.bounds
+    dst_transform = rasterio.Affine(subpixel_m, 0.0, minx, 0.0, -subpixel_m, maxy)
+    reproject(
+        src,
+        dst,
+        src_transform=ds.window_transform(win),
+        src_crs=ds.crs,
+        src_nodata=None,
+        dst_transform=dst_transform,
+        dst_crs=chip_crs,
+        dst_nodata=_OUTSIDE,
+        resampling=Resampling.nearest,
+    )
+    values = dst.ravel().astype(np.int64)
+    return values, np.full(values.size, 1.0 / values.size)
+
+
+def _tally(
+    values: np.ndarray,
+    weights: np.ndarray,
+    nodata: set[int],
+    value_map: Mapping[int, int] | None,
+) -> tuple[dict[int, float], float]:
+    fractions: dict[int, float] = {}
+    uniq, inverse = np.unique(values, return_inverse=True)
+    sums = np.bincount(inverse.ravel(), weights=weights, minlength=uniq.size)
+    for raw, weight in zip(uniq.tolist(), sums.tolist(), strict=True):
+        if raw == _OUTSIDE or raw in nodata or weight <= 0:
+            continue
+        if value_map is not None and raw not in value_map:
+            continue
+        key = value_map[raw] if value_map is not None else raw
+        fractions[key] = fractions.get(key, 0.0) + weight
+    nodata_fraction = min(max(1.0 - sum(fractions.values()), 0.0), 1.0)
+    return dict(sorted(fractions.items())), nodata_fraction
+
+
+def _use_exact(ds, chip: ChipGeometry, method: str) -> bool:
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r} is not one of {METHODS}")
+    same = ds.crs is not None and ds.crs == CRS.from_epsg(chip.epsg) and _is_north_up(ds)
+    if method == "exact" and not same:
+        raise ConfigError("method='exact' needs a north-up raster in the chip CRS; use 'auto'")
+    return method == "exact" or (method == "auto" and same)
+
+
+def fractions_from_raster(
+    href: str,
+    chip: ChipGeometry,
+    *,
+    nodata_values: Iterable[int] = (),
+    value_map: Mapping[int, int] | None = None,
+    band: int = 1,
+    subpixel_m: float = 2.0,
+    method: str = "auto",
+) -> tuple[dict[int, float], float]:
+    """(class value -> fraction of the chip area, nodata fraction) of a categorical raster.
+
+    ``value_map`` renames raw values (e.g. CORINE grid code 12 -> CLC code 211); raw
+    values missing from it are nodata. ``method`` is ``"auto"``, ``"exact"`` or ``"warp"``.
+    """
+    ds = open_dataset(str(href))
+    if ds.crs is None:
+        raise ChipReadError(f"label raster {href!r} has no CRS; assign one (gdal_edit.py -a_srs)")
+    nodata = {int(v) for v in nodata_values}
+    if ds.nodata is not None and not math.isnan(ds.nodata):
+        nodata.add(int(ds.nodata))
+    if _use_exact(ds, chip, method):
+        values, weights = _exact_weights(ds, chip, band, str(href))
+    else:
+        values, weights = _warped_weights(ds, chip, band, str(href), subpixel_m)
+    return _tally(values, weights, nodata, value_map)
