@@ -99,3 +99,40 @@ def test_rebuild_gives_an_identical_corpus(corpus, tiny_archive, tmp_path, run_c
 def test_summary_mentions_both_sensors(corpus):
     text = format_summary(summarize(corpus))
     assert "S1" in text and "S2" in text and "flooded area" in text
+
+
+def chip_images(corpus) -> dict[str, np.ndarray]:
+    out = {}
+    for shard in sorted((corpus / "shards").glob("*.h5")):
+        with h5py.File(shard, "r") as h5:
+            out.update({key: h5[key]["image"][()] for key in h5})
+    return out
+
+
+def chip_records(corpus) -> dict[str, dict]:
+    lines = (corpus / "records.jsonl").read_text().splitlines()
+    return {r["key"]: r for r in map(json.loads, lines)}
+
+
+def test_chip_physics_burn_scar_raises_swir_over_nir(corpus):
+    """The same S2 cells have a higher B12/B08 ratio after the fire than before it."""
+    images, records = chip_images(corpus), chip_records(corpus)
+    ratio = {
+        k: images[k][11].mean() / images[k][7].mean()
+        for k, r in records.items()
+        if r["sensor"]["sensor"] == "s2"
+    }
+    by_cell: dict[str, dict[str, list[float]]] = {}
+    for key, r in records.items():
+        for c in r["crisis"]:
+            if c["hazard"] == "wildfire" and key in ratio and c["affected_fraction"] > 0.3:
+                by_cell.setdefault(r["provenance"]["cell"], {}).setdefault(c["phase"], []).append(
+                    ratio[key]
+                )
+    pairs = [
+        (np.mean(v["pre"]), np.mean(v["post"]))
+        for v in by_cell.values()
+        if "pre" in v and "post" in v
+    ]
+    assert pairs, "the tiny archive has S2 scenes before and after the fire over burned cells"
+    assert all(post > pre * 1.3 for pre, post in pairs), pairs
