@@ -178,7 +178,7 @@ def _search(raw: dict[str, Any], path: Path) -> SearchConfig:
         collections=tuple(raw["collections"]),
         start=start,
         end=end,
-        bbox=bbox,  # type: ignore[arg-type]
+        bbox=bbox,
         max_cloud_cover=float(raw.get("max_cloud_cover", 100.0)),
     )
 

@@ -111,9 +111,9 @@ def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0) -> Itera
     handler = type("Handler", (_RangeHandler,), {"stats": stats})
 
     def factory(*args: object, **kwargs: object) -> _RangeHandler:
-        return handler(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+        return handler(*args, directory=str(root), **kwargs)
 
-    server = ThreadingHTTPServer((host, port), factory)  # type: ignore[arg-type]
+    server = ThreadingHTTPServer((host, port), factory)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="clm-range-server", daemon=True)
     thread.start()

@@ -28,7 +28,8 @@ class ClassFractions:
 class LabelSource(Protocol):
     """A land-cover / land-use product read over chip footprints."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions: ...
 

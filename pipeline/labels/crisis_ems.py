@@ -18,6 +18,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import shapely
 from pyproj import Transformer
@@ -136,7 +137,7 @@ def _load_metadata(metadata: Mapping[str, Any] | str | Path | None) -> dict[str,
 
 
 def _hazard(frame: gpd.GeoDataFrame, meta: dict[str, Any], path: Path) -> str:
-    found = {hazard_from_text(v) for v in frame.get("event_type", [])} - {None}
+    found = {h for v in frame.get("event_type", []) if (h := hazard_from_text(v))}
     meta_hazard = hazard_from_text(meta.get("hazard") or meta.get("category"))
     if len(found) > 1:
         raise SourceError(f"{path.name} mixes event types {sorted(found)}; split the layer")
@@ -192,6 +193,12 @@ def _check_table_name(table: Path, name: EmsProductName) -> None:
         )
 
 
+def _row_dates(rows: pd.DataFrame) -> list[datetime]:
+    times = rows["source_tm"] if "source_tm" in rows else [""] * len(rows)
+    found = (_parse_source_row(d, t) for d, t in zip(rows["src_date"], times, strict=True))
+    return sorted(d for d in found if d is not None)
+
+
 def _date_from_source_table(
     table: Path, name: EmsProductName, src_ids: set[int]
 ) -> tuple[datetime, dict[str, str]]:
@@ -200,23 +207,18 @@ def _date_from_source_table(
     rows = pyogrio.read_dataframe(table, read_geometry=False)
     if "src_date" not in rows:
         raise SourceError(f"{table.name} has no src_date column; is it an EMS source table?")
-    phase = rows["eventphase"].astype(str).str.lower() if "eventphase" in rows else ""
-    ids = rows["src_id"].astype(int) if "src_id" in rows else None
-    cited = ids.isin(src_ids) if ids is not None and src_ids else None
+    phase = rows.get("eventphase", pd.Series("", index=rows.index)).astype(str).str.lower()
+    cited = rows["src_id"].astype(int).isin(src_ids) if "src_id" in rows and src_ids else None
     if cited is not None and not cited.any():
         raise SourceError(
             f"source table {table.name} lists none of the source ids {sorted(src_ids)} the "
             f"observed event cites; pass {name.source_table_name()}.dbf of the same product"
         )
-    post = rows[cited] if cited is not None else rows[phase == "post-event"]
-    pre = rows[phase == "pre-event"]
-    post_dates = [_parse_source_row(r.src_date, r.get("source_tm")) for _, r in post.iterrows()]
-    pre_dates = [_parse_source_row(r.src_date, r.get("source_tm")) for _, r in pre.iterrows()]
-    post_dates = sorted(d for d in post_dates if d)
+    post_dates = _row_dates(rows[cited] if cited is not None else rows[phase == "post-event"])
     if not post_dates:
         raise SourceError(f"source table {table.name} has no dated post-event image")
     extra = {"post_event_image_date": post_dates[0].isoformat()}
-    pre_dates = sorted(d for d in pre_dates if d)
+    pre_dates = _row_dates(rows[phase == "pre-event"])
     if pre_dates:
         extra["pre_event_image_date"] = pre_dates[-1].isoformat()
     return post_dates[0], extra

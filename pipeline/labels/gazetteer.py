@@ -23,7 +23,7 @@ class Place:
 
 
 @functools.lru_cache(maxsize=1)
-def _geocoder():  # type: ignore[no-untyped-def]
+def _geocoder():
     import reverse_geocoder
 
     with contextlib.redirect_stdout(io.StringIO()):

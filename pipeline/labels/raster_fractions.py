@@ -22,29 +22,34 @@ Pixels outside the raster, pixels equal to the dataset nodata or to
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ChipReadError, ConfigError
 
 _OUTSIDE = np.iinfo(np.int32).min
+_READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
 METHODS = ("auto", "exact", "warp")
 
 
 @lru_cache(maxsize=64)
 def open_dataset(href: str) -> rasterio.io.DatasetReader:
     """Open ``href`` once per process and keep it open (not thread-safe: one per worker)."""
+    options = {} if _READDIR in os.environ else {_READDIR: "EMPTY_DIR"}
     try:
-        return rasterio.open(href)
+        with rasterio.Env(**options):
+            return rasterio.open(href)
     except RasterioIOError as exc:
         raise ChipReadError(
             f"cannot open label raster {href!r}: {exc}; check the path or URL "
@@ -66,12 +71,14 @@ def _axis_overlap(start: float, step: float, n0: int, n1: int, lo: float, hi: fl
 
 def _covering_window(ds, bounds: tuple[float, float, float, float], pad: int) -> Window | None:
     """Window of ``ds`` pixels covering ``bounds`` (in the raster CRS), clipped to the raster."""
-    win = from_bounds(*bounds, transform=ds.transform)
-    col0, row0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
-    col1 = math.ceil(win.col_off + win.width) + pad
-    row1 = math.ceil(win.row_off + win.height) + pad
-    col0, row0 = max(col0, 0), max(row0, 0)
-    col1, row1 = min(col1, ds.width), min(row1, ds.height)
+    minx, miny, maxx, maxy = bounds
+    inverse = ~ds.transform
+    corners = [inverse @ xy for xy in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))]
+    cols, rows = zip(*corners, strict=True)
+    col0 = max(math.floor(min(cols) + 1e-9) - pad, 0)
+    row0 = max(math.floor(min(rows) + 1e-9) - pad, 0)
+    col1 = min(math.ceil(max(cols) - 1e-9) + pad, ds.width)
+    row1 = min(math.ceil(max(rows) - 1e-9) + pad, ds.height)
     if col1 <= col0 or row1 <= row0:
         return None
     return Window(col0, row0, col1 - col0, row1 - row0)
@@ -113,11 +120,11 @@ def _warped_weights(
     src = _read(ds, band, win, href).astype(np.int32)
     dst = np.full((n, n), _OUTSIDE, dtype=np.int32)
     minx, _, _, maxy = chip.bounds
-    dst_transform = rasterio.Affine(subpixel_m, 0.0, minx, 0.0, -subpixel_m, maxy)
+    dst_transform = Affine(subpixel_m, 0.0, minx, 0.0, -subpixel_m, maxy)
     reproject(
         src,
         dst,
-        src_transform=ds.window_transform(win),
+        src_transform=ds.transform @ Affine.translation(win.col_off, win.row_off),
         src_crs=ds.crs,
         src_nodata=None,
         dst_transform=dst_transform,

@@ -62,7 +62,7 @@ class Scene:
             name: BandAsset(
                 href=a["href"],
                 gsd=a["gsd"],
-                shape=tuple(a["shape"]) if a["shape"] else None,  # type: ignore[arg-type]
+                shape=tuple(a["shape"]) if a["shape"] else None,
                 transform=tuple(a["transform"]) if a["transform"] else None,
             )
             for name, a in json.loads(row["assets"]).items()
@@ -74,7 +74,7 @@ class Scene:
             platform=row["platform"],
             datetime=datetime.fromisoformat(row["datetime"]),
             epsg=int(row["epsg"]),
-            bbox=tuple(json.loads(row["bbox"])),  # type: ignore[arg-type]
+            bbox=tuple(json.loads(row["bbox"])),
             geometry=json.loads(row["geometry"]),
             assets=assets,
             cloud_cover=_opt_float(row.get("cloud_cover")),
@@ -109,6 +109,7 @@ class SearchQuery:
 class SceneSource(Protocol):
     """Anything that can list scenes: a stac-geoparquet archive, a STAC API, Sentinel Hub."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def search(self, query: SearchQuery) -> Iterable[Scene]: ...

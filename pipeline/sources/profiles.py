@@ -26,7 +26,7 @@ def scene_from_item(
     resolve_href: Callable[[str], str] = lambda h: h,
 ) -> Scene:
     """Normalize one STAC item (a dict) into a ``Scene``."""
-    collection = item.get("collection")
+    collection = str(item.get("collection"))
     if collection not in asset_keys:
         raise SourceError(
             f"item {item.get('id')!r} is in collection {collection!r}, which this profile does "
@@ -40,7 +40,7 @@ def scene_from_item(
         platform=str(props.get("platform", "")).lower(),
         datetime=datetime.fromisoformat(props["datetime"].replace("Z", "+00:00")),
         epsg=_epsg(props, item["id"]),
-        bbox=tuple(item["bbox"]),  # type: ignore[arg-type]
+        bbox=tuple(item["bbox"]),
         geometry=item["geometry"],
         assets=_band_assets(item, asset_keys[collection], resolve_href),
         cloud_cover=props.get("eo:cloud_cover"),
@@ -77,7 +77,7 @@ def _band_assets(
         out[band] = BandAsset(
             href=resolve_href(asset["href"]),
             gsd=asset.get("gsd"),
-            shape=tuple(shape) if shape else None,  # type: ignore[arg-type]
+            shape=tuple(shape) if shape else None,
             transform=tuple(transform[:6]) if transform else None,
         )
     return out
