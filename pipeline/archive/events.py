@@ -135,6 +135,7 @@ def write_ems_product(
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.code}.", dir=final.parent))
     try:
         names = _write_layers(staging, site, event, pre, post)
+        staging.chmod(0o755)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -143,6 +144,7 @@ def write_ems_product(
             shutil.rmtree(staging)
     metadata = final / f"{spec.code}_activation.json"
     write_json_atomic(metadata, activation_metadata(site, spec))
+    metadata.chmod(0o644)
     layers = {key: (final / name).relative_to(root).as_posix() for key, name in names.items()}
     return _manifest_entry(site, spec, layers, metadata.relative_to(root).as_posix())
 

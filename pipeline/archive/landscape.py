@@ -87,7 +87,8 @@ class Landscape:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.clc.shape  # type: ignore[return-value]
+        height, width = self.clc.shape
+        return (height, width)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

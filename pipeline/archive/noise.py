@@ -36,7 +36,7 @@ def smooth_field(
         cell = max(scale_px / (2**octave), 2.0)
         coarse = (int(np.ceil(height / cell)) + 4, int(np.ceil(width / cell)) + 4)
         grid = rng.standard_normal(coarse).astype(np.float32)
-        zoomed = ndimage.zoom(grid, cell, order=3, mode="nearest", prefilter=True)
+        zoomed = ndimage.zoom(grid, cell, order=3 if octave == 0 else 1, mode="nearest")
         total += amplitude * zoomed[2 : 2 + height, 2 : 2 + width]
         amplitude *= persistence
     return _standardize(total)

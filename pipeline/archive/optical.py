@@ -128,6 +128,8 @@ def _cirrus(rng: np.random.Generator, shape: tuple[int, int], cover: float) -> n
 
 def composite(surface: np.ndarray, sky: Sky) -> np.ndarray:
     """Top-of-canopy reflectance seen through clouds and cirrus, darkened in cloud shadows."""
+    if not (sky.cloud.any() or sky.shadow.any() or sky.cirrus.any()):
+        return surface
     shaded = surface * (1 - 0.7 * sky.shadow)[None]
     cloud = material_reflectance("cloud")[:, None, None]
     seen = (1 - sky.cloud)[None] * shaded + sky.cloud[None] * cloud
@@ -147,7 +149,8 @@ def block_all(mask: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return mask
     height, width = mask.shape
-    return mask.reshape(height // factor, factor, width // factor, factor).all(axis=(1, 3))
+    blocks = mask.reshape(height // factor, factor, width // factor, factor)
+    return np.asarray(blocks.all(axis=(1, 3)))
 
 
 def block_mean_sky(sky: Sky, factor: int) -> Sky:

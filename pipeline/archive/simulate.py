@@ -65,6 +65,7 @@ def simulate_archive(
     publish_stac(layout, items)
     manifest = build_manifest(layout, seed, scale, aois, events, items)
     write_json_atomic(layout.manifest, manifest)
+    layout.manifest.chmod(0o644)
     say(f"archive complete: {layout.manifest}")
     return manifest
 

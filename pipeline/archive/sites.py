@@ -77,8 +77,10 @@ class AoiSpec:
         return (float(minx), float(miny), float(minx + self.size_m), float(miny + self.size_m))
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def _plan(anchor: datetime, step: int, passes: list[tuple], state: str) -> OrbitPlan:

@@ -46,8 +46,13 @@ class OfflineValidator(JsonSchemaSTACValidator):
         return self.schema_cache[schema_uri]
 
     def validate_extension(
-        self, stac_dict, stac_object_type, stac_version, extension_id, href=None
-    ):  # type: ignore[no-untyped-def]
+        self,
+        stac_dict: dict[str, Any],
+        stac_object_type: pystac.STACObjectType,
+        stac_version: str,
+        extension_id: str,
+        href: str | None = None,
+    ) -> str | None:
         if extension_id not in self.schema_cache:
             self.skipped.add(extension_id)
             return None
@@ -91,7 +96,7 @@ def write_catalog(layout: ArchiveLayout, items: list[pystac.Item]) -> None:
 
 def _collection(collection_id: str, items: list[pystac.Item]) -> pystac.Collection:
     title, description = COLLECTION_TEXT[collection_id]
-    boxes = [item.bbox for item in items]
+    boxes = [item.bbox for item in items if item.bbox]
     bbox = [
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),
@@ -132,3 +137,4 @@ def write_items_parquet(layout: ArchiveLayout, records: list[dict]) -> None:
     table = stac_geoparquet.arrow.parse_stac_items_to_arrow(records)
     with atomic_path(layout.items_parquet) as tmp:
         stac_geoparquet.arrow.to_parquet(table, tmp)
+    layout.items_parquet.chmod(0o644)
