@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pipeline.captions.render import reference_caption, sentence_caption
+from pipeline.captions.templates import caption_variants
 from pipeline.schemas import validate
 
 SCHEMA = "caption-record.v1.schema.json"
@@ -67,9 +67,6 @@ def build_record(
             "pixel_sha256": chip["pixel_sha256"],
         },
     }
-    record["captions"] = {
-        "reference": reference_caption(record),
-        "sentence": sentence_caption(record),
-    }
+    record["captions"] = caption_variants(record)
     validate(record, SCHEMA, f"caption record {chip['key']}")
     return record

@@ -129,6 +129,12 @@ def _land_use(clc: ClassFractions | None) -> dict[str, Any]:
     }
 
 
+def _subtype(event: CrisisEvent) -> str:
+    """A lower-case event subtype such as 'riverine flood' (EMS obj_desc), else the hazard."""
+    subtypes = event.properties.get("obj_desc") or []
+    return str(subtypes[0]).lower() if subtypes else event.hazard
+
+
 def _crisis_entry(
     event: CrisisEvent, acquired: datetime, phase: str, fraction: float
 ) -> dict[str, Any]:
@@ -139,6 +145,7 @@ def _crisis_entry(
         "source": event.source,
         "event_id": event.event_id,
         "event_name": event.name,
+        "event_subtype": _subtype(event),
         "event_date": event.event_date.isoformat(),
         "phase": phase,
         "days_since_event": days,
