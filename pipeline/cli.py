@@ -79,5 +79,25 @@ def inspect(
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 
 
+@app.command()
+def annotate(
+    chips: Annotated[
+        Path, typer.Option(help="vector file of square chip footprints (datetime, sensor)")
+    ],
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="records.jsonl to write")],
+    archive: ArchiveOpt = None,
+) -> None:
+    """Annotate and caption chip footprints you supply with the configured label sources."""
+    from pipeline.captions.footprints import annotate_footprints
+    from pipeline.config import load_config
+
+    try:
+        annotate_footprints(load_config(config, archive=archive), chips, out)
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(f"caption records written to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

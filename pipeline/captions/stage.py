@@ -25,7 +25,7 @@ def caption_chips(config: RunConfig, chips_index: Path, out: Path) -> Path:
     """Annotate and caption every kept chip of ``chips_index``; write ``out`` (JSON lines)."""
     chips = kept_chips(chips_index)
     annotator = Annotator.from_config(config.labels)
-    locations = _locations(chips)
+    locations = locations_of({chip["cell"]: cell_of(chip) for chip in chips})
     with atomic_path(out) as tmp, tmp.open("w") as fh:
         for chip in tqdm(chips, unit="chip", desc="captions", mininterval=1.0):
             cell = cell_of(chip)
@@ -52,9 +52,8 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def _locations(chips: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Location block per grid cell: centre, WGS84 bbox, nearest place and country."""
-    cells = {chip["cell"]: cell_of(chip) for chip in chips}
+def locations_of(cells: dict[str, ChipGeometry]) -> dict[str, dict[str, Any]]:
+    """Location block per cell id: centre, WGS84 bbox, nearest place and country."""
     centres = {cid: _lonlat_box(cell) for cid, cell in sorted(cells.items())}
     places = nearest_places([c[0] for c in centres.values()])
     out = {}
