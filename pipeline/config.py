@@ -51,6 +51,18 @@ class RasterProduct:
 
 
 @dataclass(frozen=True)
+class GdacsFeedConfig:
+    href: str
+    radius_km: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserEventsConfig:
+    path: str
+    on_invalid: str = "error"
+
+
+@dataclass(frozen=True)
 class EmsProduct:
     observed_event: str
     metadata: str | None = None
@@ -62,6 +74,8 @@ class LabelsConfig:
     dynamic_world: tuple[RasterProduct, ...] = ()
     min_fraction: float = 0.05
     ems: tuple[EmsProduct, ...] = ()
+    gdacs: tuple[GdacsFeedConfig, ...] = ()
+    user_events: tuple[UserEventsConfig, ...] = ()
     window_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WINDOW_DAYS))
     min_affected_fraction: float = 0.02
 
@@ -239,6 +253,14 @@ def _labels(
         dynamic_world=tuple(dw),
         min_fraction=float(raw.get("min_fraction", 0.05)),
         ems=tuple(ems),
+        gdacs=tuple(
+            GdacsFeedConfig(str(_resolve(base, g["href"])), g.get("radius_km", {}))
+            for g in crisis.get("gdacs", [])
+        ),
+        user_events=tuple(
+            UserEventsConfig(str(_resolve(base, u["path"])), u.get("on_invalid", "error"))
+            for u in crisis.get("user_events", [])
+        ),
         window_days={**DEFAULT_WINDOW_DAYS, **crisis.get("window_days", {})},
         min_affected_fraction=float(crisis.get("min_affected_fraction", 0.02)),
     )

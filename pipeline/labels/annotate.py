@@ -14,6 +14,8 @@ from pipeline.config import LabelsConfig
 from pipeline.labels.base import ClassFractions, CrisisEvent, LabelSource
 from pipeline.labels.corine import CorineRaster
 from pipeline.labels.crisis_ems import affected_fraction, crisis_phase, read_ems_observed_event
+from pipeline.labels.crisis_gdacs import read_gdacs_feed
+from pipeline.labels.crisis_user import read_user_events
 from pipeline.labels.dynamic_world import DynamicWorldRaster
 from pipeline.labels.harmonize import aggregate_levels, labels_above, load_mapping, to_reference
 from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS, clc_by_code
@@ -37,9 +39,7 @@ class Annotator:
         return cls(
             corine=[CorineRaster(p.href, p.value_type) for p in labels.corine],
             dynamic_world=[DynamicWorldRaster(p.href) for p in labels.dynamic_world],
-            events=[
-                read_ems_observed_event(e.observed_event, metadata=e.metadata) for e in labels.ems
-            ],
+            events=crisis_events(labels),
             min_fraction=labels.min_fraction,
             window_days=labels.window_days,
             min_affected_fraction=labels.min_affected_fraction,
@@ -87,6 +87,16 @@ class Annotator:
                 continue
             out.append(_crisis_entry(event, acquired, phase, fraction))
         return sorted(out, key=lambda c: (c["event_date"], c["event_id"]))
+
+
+def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
+    """Every configured crisis event: EMS products, GDACS feeds and user event files."""
+    events = [read_ems_observed_event(e.observed_event, metadata=e.metadata) for e in labels.ems]
+    for feed in labels.gdacs:
+        events += read_gdacs_feed(feed.href, feed.radius_km).events
+    for user in labels.user_events:
+        events += read_user_events(user.path, user.on_invalid)
+    return events
 
 
 def _best(sources: Sequence[LabelSource], cell: ChipGeometry) -> ClassFractions | None:
