@@ -18,12 +18,14 @@ from pipeline.config import RunConfig
 from pipeline.labels.annotate import Annotator
 from pipeline.labels.gazetteer import nearest_places
 from pipeline.sources.base import SENSOR_BANDS
-from pipeline.storage import atomic_path
+from pipeline.labels import warnings as label_warnings
+from pipeline.storage import atomic_path, write_json_atomic
 
 
 def caption_chips(config: RunConfig, chips_index: Path, out: Path) -> Path:
     """Annotate and caption every kept chip of ``chips_index``; write ``out`` (JSON lines)."""
     chips = kept_chips(chips_index)
+    label_warnings.reset()
     annotator = Annotator.from_config(config.labels)
     locations = locations_of({chip["cell"]: cell_of(chip) for chip in chips})
     with atomic_path(out) as tmp, tmp.open("w") as fh:
@@ -33,6 +35,7 @@ def caption_chips(config: RunConfig, chips_index: Path, out: Path) -> Path:
             bands = SENSOR_BANDS[chip["sensor"]]
             record = build_record(chip, bands, locations[chip["cell"]], annotation)
             fh.write(json.dumps(record, sort_keys=True) + "\n")
+    write_json_atomic(out.parent / "label_warnings.json", label_warnings.snapshot())
     return out
 
 

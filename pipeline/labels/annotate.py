@@ -100,15 +100,14 @@ def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
 
 
 def _best(sources: Sequence[LabelSource], cell: ChipGeometry) -> ClassFractions | None:
-    """The product covering the chip best (least nodata); None if none covers it at all."""
-    best = None
+    """The product covering the chip best (least nodata, ties by href, so the result does
+    not depend on the order products are listed); None if none covers it at all."""
+    candidates = []
     for source in sources:
         fractions = source.class_fractions(cell)
-        if fractions.nodata_fraction < 1.0 and (
-            best is None or fractions.nodata_fraction < best.nodata_fraction
-        ):
-            best = fractions
-    return best
+        if fractions.nodata_fraction < 1.0:
+            candidates.append((fractions.nodata_fraction, str(getattr(source, "href", "")), fractions))
+    return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
 
 
 def _land_cover(dw: ClassFractions | None) -> dict[str, Any]:

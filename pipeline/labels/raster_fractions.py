@@ -36,7 +36,8 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from pipeline.chips.grid import ChipGeometry
-from pipeline.errors import ChipReadError, ConfigError
+from pipeline.errors import ChipReadError, ConfigError, SourceError
+from pipeline.labels import warnings as label_warnings
 
 _OUTSIDE = np.iinfo(np.int32).min
 _READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
@@ -141,6 +142,7 @@ def _tally(
     weights: np.ndarray,
     nodata: set[int],
     value_map: Mapping[int, int] | None,
+    unknown: set[int] | None = None,
 ) -> tuple[dict[int, float], float]:
     fractions: dict[int, float] = {}
     uniq, inverse = np.unique(values, return_inverse=True)
@@ -149,6 +151,8 @@ def _tally(
         if raw == _OUTSIDE or raw in nodata or weight <= 0:
             continue
         if value_map is not None and raw not in value_map:
+            if unknown is not None:
+                unknown.add(int(raw))
             continue
         key = value_map[raw] if value_map is not None else raw
         fractions[key] = fractions.get(key, 0.0) + weight
@@ -174,11 +178,14 @@ def fractions_from_raster(
     band: int = 1,
     subpixel_m: float = 2.0,
     method: str = "auto",
+    on_unknown: str = "warn",
 ) -> tuple[dict[int, float], float]:
     """(class value -> fraction of the chip area, nodata fraction) of a categorical raster.
 
     ``value_map`` renames raw values (e.g. CORINE grid code 12 -> CLC code 211); raw
-    values missing from it are nodata. ``method`` is ``"auto"``, ``"exact"`` or ``"warp"``.
+    values missing from it are counted as nodata and reported: a counted warning
+    (``on_unknown="warn"``) or a ``SourceError`` (``"error"``). ``method`` is ``"auto"``,
+    ``"exact"`` or ``"warp"``.
     """
     ds = open_dataset(str(href))
     if ds.crs is None:
@@ -190,4 +197,15 @@ def fractions_from_raster(
         values, weights = _exact_weights(ds, chip, band, str(href))
     else:
         values, weights = _warped_weights(ds, chip, band, str(href), subpixel_m)
-    return _tally(values, weights, nodata, value_map)
+    unknown: set[int] = set()
+    result = _tally(values, weights, nodata, value_map, unknown)
+    if unknown:
+        _report_unknown(str(href), chip, sorted(unknown), on_unknown)
+    return result
+
+
+def _report_unknown(href: str, chip: ChipGeometry, values: list[int], on_unknown: str) -> None:
+    detail = f"{href} has values {values} outside its taxonomy (chip {chip.cell_id})"
+    if on_unknown == "error":
+        raise SourceError(f"{detail}; check the product's value_type or its legend")
+    label_warnings.warn("unknown class code", f"{href} values {values}")
