@@ -24,7 +24,7 @@ def _raster(
     folder: Path, seed: int, res: float, dx: float, dy: float, crs: str = "EPSG:32632"
 ) -> str:
     rng = np.random.default_rng(seed)
-    minx, miny, maxx, maxy = CHIP.bounds
+    minx, _, maxx, maxy = CHIP.bounds
     n = int(np.ceil((maxx - minx + 600) / res))
     data = rng.choice([12, 12, 23, 41, 2, 48], size=(n, n)).astype(np.uint8)  # 48 = EEA nodata
     path = folder / f"clc-{next(_counter)}.tif"
@@ -75,8 +75,4 @@ def test_harmonized_labels_do_not_depend_on_source_order(tmp_path, seeds, shift)
     for order in itertools.permutations(paths):
         annotator = Annotator(corine=[CorineRaster(p) for p in order], dynamic_world=[], events=[])
         results.add(tuple(annotator.cell_labels(CHIP)["labels"]))
-            tuple(annotator.annotate(CHIP, acquired=None)["labels"])
-            if False
-            else tuple(annotator.cell_labels(CHIP)["labels"])
-        )
     assert len(results) == 1
