@@ -90,7 +90,7 @@ def _crisis_phrase(crisis: Mapping[str, Any]) -> str:
     days = crisis["days_since_event"]
     event = f"the {hazard} {crisis['event_id'].split('_')[0]}"
     if crisis["phase"] == "pre":
-        return f"before {event}, {-days} days later"
+        return f"{_days(-days)} before {event}"
     when = "on the day of" if days == 0 else f"{_days(days)} after"
     return f"{crisis['label']} {when} {event}, covering {proportion_word(crisis['affected_fraction'])} of the image"
 
