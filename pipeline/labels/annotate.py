@@ -19,9 +19,12 @@ from pipeline.labels.crisis_user import read_user_events
 from pipeline.labels.dynamic_world import DynamicWorldRaster
 from pipeline.labels.harmonize import aggregate_levels, labels_above, load_mapping, to_reference
 from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS, clc_by_code
+from pipeline.labels.worldcover import WorldCoverRaster
 
 CLC_MAPPING = "clc_to_reference.v1"
 DW_MAPPING = "dynamic_world_to_reference.v1"
+WORLDCOVER_MAPPING = "worldcover_to_reference.v1"
+MAPPING_OF = {"corine": CLC_MAPPING, "dynamic_world": DW_MAPPING, "worldcover": WORLDCOVER_MAPPING}
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Annotator:
     corine: Sequence[LabelSource]
     dynamic_world: Sequence[LabelSource]
     events: Sequence[CrisisEvent]
+    worldcover: Sequence[LabelSource] = ()
     min_fraction: float = 0.05
     window_days: Mapping[str, int] = field(default_factory=dict)
     min_affected_fraction: float = 0.02
@@ -39,6 +43,7 @@ class Annotator:
         return cls(
             corine=[CorineRaster(p.href, p.value_type) for p in labels.corine],
             dynamic_world=[DynamicWorldRaster(p.href) for p in labels.dynamic_world],
+            worldcover=[WorldCoverRaster(p.href) for p in labels.worldcover],
             events=crisis_events(labels),
             min_fraction=labels.min_fraction,
             window_days=labels.window_days,
@@ -65,12 +70,13 @@ class Annotator:
 
     def _static_labels(self, cell: ChipGeometry) -> dict[str, Any]:
         clc = _best(self.corine, cell)
-        dw = _best(self.dynamic_world, cell)
-        primary = clc if clc is not None else dw
-        mapping = CLC_MAPPING if clc is not None else DW_MAPPING
-        by_label = to_reference(primary, load_mapping(mapping)) if primary else {}
+        cover = _best(self.dynamic_world, cell) or _best(self.worldcover, cell)
+        primary = clc if clc is not None else cover
+        by_label = (
+            to_reference(primary, load_mapping(MAPPING_OF[primary.source])) if primary else {}
+        )
         return {
-            "land_cover": _land_cover(dw),
+            "land_cover": _land_cover(cover),
             "land_use": _land_use(clc),
             "labels": labels_above(by_label, self.min_fraction),
         }
@@ -106,18 +112,21 @@ def _best(sources: Sequence[LabelSource], cell: ChipGeometry) -> ClassFractions 
     for source in sources:
         fractions = source.class_fractions(cell)
         if fractions.nodata_fraction < 1.0:
-            candidates.append((fractions.nodata_fraction, str(getattr(source, "href", "")), fractions))
+            candidates.append(
+                (fractions.nodata_fraction, str(getattr(source, "href", "")), fractions)
+            )
     return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
 
 
-def _land_cover(dw: ClassFractions | None) -> dict[str, Any]:
-    if dw is None:
+def _land_cover(cover: ClassFractions | None) -> dict[str, Any]:
+    """Land-cover fractions in reference label names (Dynamic World, else WorldCover)."""
+    if cover is None:
         return {"source": None, "fractions": {}, "nodata_fraction": 1.0}
-    by_label = to_reference(dw, load_mapping(DW_MAPPING))
+    by_label = to_reference(cover, load_mapping(MAPPING_OF[cover.source]))
     return {
-        "source": "dynamic_world",
+        "source": cover.source,
         "fractions": {k: round(v, 4) for k, v in by_label.items()},
-        "nodata_fraction": round(dw.nodata_fraction, 4),
+        "nodata_fraction": round(cover.nodata_fraction, 4),
     }
 
 

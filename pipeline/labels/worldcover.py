@@ -1,0 +1,38 @@
+"""ESA WorldCover v200 (10 m, 11 classes, global) as an alternative land-cover source."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pipeline.chips.grid import ChipGeometry
+from pipeline.labels.base import ClassFractions
+from pipeline.labels.raster_fractions import fractions_from_raster
+from pipeline.labels.taxonomy import schemas_dir
+
+
+@lru_cache(maxsize=1)
+def worldcover_values() -> tuple[int, ...]:
+    with (schemas_dir() / "taxonomy" / "esa_worldcover_v200.csv").open() as fh:
+        return tuple(int(row["value"]) for row in csv.DictReader(fh))
+
+
+@dataclass(frozen=True)
+class WorldCoverRaster:
+    """An ESA WorldCover map at ``href`` (values 10..100; 0 is nodata)."""
+
+    href: str
+    nodata: tuple[int, ...] = (0,)
+    subpixel_m: float = 2.0
+    name: str = field(default="worldcover", init=False)
+
+    def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
+        fractions, nodata_fraction = fractions_from_raster(
+            self.href,
+            chip,
+            nodata_values=self.nodata,
+            value_map={v: v for v in worldcover_values()},
+            subpixel_m=self.subpixel_m,
+        )
+        return ClassFractions(self.name, fractions, nodata_fraction)
