@@ -19,6 +19,8 @@ from pipeline.schemas import validate
 
 SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
 DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
+CORPUS_VIEWS = ("clm-hdf5", "webdataset", "stac")
+SPLIT_METHODS = ("stratified", "geo-block")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class EmsProduct:
 class LabelsConfig:
     corine: tuple[RasterProduct, ...] = ()
     dynamic_world: tuple[RasterProduct, ...] = ()
+    worldcover: tuple[RasterProduct, ...] = ()
+    dynamic_world_scenes: tuple[tuple[str, datetime], ...] = ()
+    dynamic_world_window: tuple[datetime, datetime] | None = None
     min_fraction: float = 0.05
     ems: tuple[EmsProduct, ...] = ()
     gdacs: tuple[GdacsFeedConfig, ...] = ()
@@ -86,6 +91,9 @@ class OutputConfig:
     shard_size: int = 256
     train_fraction: float = 0.2
     split_seed: int = 0
+    views: tuple[str, ...] = CORPUS_VIEWS
+    split_method: str = "stratified"
+    geo_block_size: int = 4  # grid cells per block side (geo-block split)
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,9 @@ class RunConfig:
             "train_fraction": self.output.train_fraction,
             "seed": self.output.split_seed,
         }
+        if self.output.split_method != "stratified":
+            data["split"]["method"] = self.output.split_method
+            data["split"]["geo_block_size"] = self.output.geo_block_size
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -251,6 +262,21 @@ def _labels(
     return LabelsConfig(
         corine=tuple(corine),
         dynamic_world=tuple(dw),
+        worldcover=tuple(
+            RasterProduct(_href(base, r["href"]), "worldcover") for r in raw.get("worldcover", [])
+        ),
+        dynamic_world_scenes=tuple(
+            (
+                _href(base, d["href"]),
+                _parse_instant(d["datetime"], "labels.dynamic_world_scenes", end=False),
+            )
+            for d in raw.get("dynamic_world_scenes", [])
+        ),
+        dynamic_world_window=(
+            parse_datetime_range(raw["dynamic_world_window"], where="labels.dynamic_world_window")
+            if raw.get("dynamic_world_window")
+            else None
+        ),
         min_fraction=float(raw.get("min_fraction", 0.05)),
         ems=tuple(ems),
         gdacs=tuple(
@@ -286,12 +312,16 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         shard_size=int(raw.get("shard_size", 256)),
         train_fraction=float(raw.get("train_fraction", 0.2)),
         split_seed=int(raw.get("split_seed", 0)),
+        views=tuple(raw.get("views", CORPUS_VIEWS)),
+        split_method=str(raw.get("split_method", "stratified")),
+        geo_block_size=int(raw.get("geo_block_size", 4)),
     )
 
 
 def _check_files_exist(config: RunConfig, path: Path) -> None:
     missing = [str(config.source.items)] if not config.source.items.exists() else []
-    local = [r.href for r in (*config.labels.corine, *config.labels.dynamic_world)]
+    labels = config.labels
+    local = [r.href for r in (*labels.corine, *labels.dynamic_world, *labels.worldcover)]
     local += [e.observed_event for e in config.labels.ems]
     local += [e.metadata for e in config.labels.ems if e.metadata]
     missing += [h for h in local if "://" not in h and not Path(h).exists()]

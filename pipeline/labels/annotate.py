@@ -17,6 +17,7 @@ from pipeline.labels.crisis_ems import affected_fraction, crisis_phase, read_ems
 from pipeline.labels.crisis_gdacs import read_gdacs_feed
 from pipeline.labels.crisis_user import read_user_events
 from pipeline.labels.dynamic_world import DynamicWorldRaster
+from pipeline.labels.dynamic_world_composite import DatedProduct, DynamicWorldComposite
 from pipeline.labels.harmonize import aggregate_levels, labels_above, load_mapping, to_reference
 from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS, clc_by_code
 from pipeline.labels.worldcover import WorldCoverRaster
@@ -42,7 +43,8 @@ class Annotator:
     def from_config(cls, labels: LabelsConfig) -> Annotator:
         return cls(
             corine=[CorineRaster(p.href, p.value_type) for p in labels.corine],
-            dynamic_world=[DynamicWorldRaster(p.href) for p in labels.dynamic_world],
+            dynamic_world=[DynamicWorldRaster(p.href) for p in labels.dynamic_world]
+            + _composites(labels),
             worldcover=[WorldCoverRaster(p.href) for p in labels.worldcover],
             events=crisis_events(labels),
             min_fraction=labels.min_fraction,
@@ -93,6 +95,18 @@ class Annotator:
                 continue
             out.append(_crisis_entry(event, acquired, phase, fraction))
         return sorted(out, key=lambda c: (c["event_date"], c["event_id"]))
+
+
+def _composites(labels: LabelsConfig) -> list[LabelSource]:
+    """A Dynamic World mode composite when per-scene DW products and a window are configured."""
+    if not labels.dynamic_world_scenes:
+        return []
+    products = [DatedProduct(href, when) for href, when in labels.dynamic_world_scenes]
+    start, end = labels.dynamic_world_window or (
+        min(p.acquired for p in products),
+        max(p.acquired for p in products),
+    )
+    return [DynamicWorldComposite(products, start, end)]
 
 
 def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
