@@ -25,6 +25,7 @@ from pyproj import Transformer
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ConfigError, SourceError
+from pipeline.labels import warnings as label_warnings
 from pipeline.labels.base import CrisisEvent
 
 _LEGACY = re.compile(
@@ -158,7 +159,13 @@ def _hazard(frame: gpd.GeoDataFrame, meta: dict[str, Any], path: Path) -> str:
 def _dissolve(frame: gpd.GeoDataFrame, path: Path) -> Any:
     if frame.crs is None:
         raise SourceError(f"{path.name} has no CRS; restore its .prj (EMS layers are EPSG:4326)")
-    geoms = shapely.make_valid(frame.to_crs(4326).geometry.dropna().to_numpy())
+    raw = frame.to_crs(4326).geometry.dropna().to_numpy()
+    invalid = int((~shapely.is_valid(raw)).sum())
+    if invalid:
+        label_warnings.warn(
+            "invalid geometry repaired", f"{path.name}: {invalid} polygon(s) made valid"
+        )
+    geoms = shapely.make_valid(raw)
     parts = shapely.get_parts(shapely.get_parts(geoms))
     polygons = parts[shapely.get_type_id(parts) == 3]
     if polygons.size == 0:

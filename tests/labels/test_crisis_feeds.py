@@ -76,3 +76,24 @@ def test_user_event_file_errors_name_the_problem(tmp_path):
     frame.to_file(path)
     with pytest.raises(SourceError, match="tsunami"):
         read_user_events(path)
+
+
+def test_invalid_ems_polygons_are_repaired_and_counted(tmp_path):
+    from pipeline.labels import warnings as label_warnings
+    from pipeline.labels.crisis_ems import read_ems_observed_event
+
+    bowtie = shapely.Polygon([(11.0, 45.0), (11.01, 45.01), (11.01, 45.0), (11.0, 45.01)])
+    path = tmp_path / "EMSR9999_AOI01_DEL_PRODUCT_observedEventA_r1_v1.shp"
+    gpd.GeoDataFrame(
+        {"event_type": ["5-Flood"], "obj_desc": ["Riverine flood"]}, geometry=[bowtie], crs=4326
+    ).to_file(path)
+    label_warnings.reset()
+    event = read_ems_observed_event(path, event_date="2022-01-01")
+    assert event.geometry.is_valid and not event.geometry.is_empty
+    assert any("invalid geometry repaired" in k for k in label_warnings.snapshot())
+    nocrs = tmp_path / "EMSR9998_AOI01_DEL_PRODUCT_observedEventA_r1_v1.shp"
+    gpd.GeoDataFrame(
+        {"event_type": ["5-Flood"]}, geometry=[shapely.box(11, 45, 11.01, 45.01)]
+    ).to_file(nocrs)
+    with pytest.raises(SourceError, match="no CRS"):
+        read_ems_observed_event(nocrs, event_date="2022-01-01")
