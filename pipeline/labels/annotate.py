@@ -18,7 +18,13 @@ from pipeline.labels.crisis_gdacs import read_gdacs_feed
 from pipeline.labels.crisis_user import read_user_events
 from pipeline.labels.dynamic_world import DynamicWorldRaster
 from pipeline.labels.dynamic_world_composite import DatedProduct, DynamicWorldComposite
-from pipeline.labels.harmonize import aggregate_levels, labels_above, load_mapping, to_reference
+from pipeline.labels.harmonize import (
+    aggregate_levels,
+    labels_above,
+    load_mapping,
+    to_bigearthnet19,
+    to_reference,
+)
 from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS, clc_by_code
 from pipeline.labels.worldcover import WorldCoverRaster
 
@@ -157,6 +163,7 @@ def _land_use(clc: ClassFractions | None) -> dict[str, Any]:
         ],
         "level1": {str(k): round(v, 4) for k, v in levels["level1"].items()},
         "level2": {str(k): round(v, 4) for k, v in levels["level2"].items()},
+        "bigearthnet19": {k: round(v, 4) for k, v in to_bigearthnet19(clc).items()},
         "nodata_fraction": round(clc.nodata_fraction, 4),
     }
 

@@ -68,3 +68,19 @@ def test_annotator_falls_back_to_worldcover(tmp_path):
     assert labels["land_cover"]["source"] == "worldcover"
     assert labels["land_cover"]["fractions"] == {"water": 0.25, "trees": 0.25, "crops": 0.5}
     assert labels["labels"] == ("water", "trees", "crops")
+
+
+def test_unknown_class_codes_are_counted_or_raised(tmp_path):
+    from pipeline.errors import SourceError
+    from pipeline.labels import warnings as label_warnings
+    from pipeline.labels.raster_fractions import fractions_from_raster
+
+    href = _worldcover(tmp_path / "odd.tif", [[10, 77], [10, 10]])
+    label_warnings.reset()
+    fractions = WorldCoverRaster(href).class_fractions(CHIP)
+    assert fractions.fractions == {10: 0.75} and fractions.nodata_fraction == pytest.approx(0.25)
+    assert any("unknown class code" in k and "[77]" in k for k in label_warnings.snapshot())
+    with pytest.raises(SourceError, match="outside its taxonomy"):
+        fractions_from_raster(
+            href, CHIP, nodata_values=(0,), value_map={10: 10}, on_unknown="error"
+        )
