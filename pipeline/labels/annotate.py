@@ -49,7 +49,10 @@ class Annotator:
     def from_config(cls, labels: LabelsConfig) -> Annotator:
         return cls(
             corine=[CorineRaster(p.href, p.value_type) for p in labels.corine],
-            dynamic_world=[DynamicWorldRaster(p.href) for p in labels.dynamic_world]
+            dynamic_world=[
+                DynamicWorldRaster(p.href, band=p.label_band, probabilities=p.probabilities)
+                for p in labels.dynamic_world
+            ]
             + _composites(labels),
             worldcover=[WorldCoverRaster(p.href) for p in labels.worldcover],
             events=crisis_events(labels),
@@ -147,6 +150,14 @@ def _land_cover(cover: ClassFractions | None) -> dict[str, Any]:
         "source": cover.source,
         "fractions": {k: round(v, 4) for k, v in by_label.items()},
         "nodata_fraction": round(cover.nodata_fraction, 4),
+        **({"probabilities": _probabilities(cover)} if cover.probabilities else {}),
+    }
+
+
+def _probabilities(cover: ClassFractions) -> dict[str, float]:
+    mapping = load_mapping(MAPPING_OF[cover.source])
+    return {
+        mapping.label_of(v): round(p, 4) for v, p in sorted((cover.probabilities or {}).items())
     }
 
 

@@ -23,6 +23,7 @@ class ClassFractions:
     source: str
     fractions: Mapping[int, float]
     nodata_fraction: float = 0.0
+    probabilities: Mapping[int, float] | None = None  # mean class probabilities, when known
 
 
 class LabelSource(Protocol):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.labels.base import ClassFractions
+from pipeline.labels.dynamic_world_composite import mean_probabilities
 from pipeline.labels.raster_fractions import fractions_from_raster
 from pipeline.labels.taxonomy import dynamic_world_classes
 
@@ -18,6 +19,7 @@ class DynamicWorldRaster:
     band: int = 1
     nodata: tuple[int, ...] = (255,)
     subpixel_m: float = 2.0
+    probabilities: bool = False  # the product also has the 9 class-probability bands (1..9)
     name: str = field(default="dynamic_world", init=False)
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
@@ -29,4 +31,5 @@ class DynamicWorldRaster:
             band=self.band,
             subpixel_m=self.subpixel_m,
         )
-        return ClassFractions(self.name, fractions, nodata_fraction)
+        probs = mean_probabilities(self.href, chip) if self.probabilities else None
+        return ClassFractions(self.name, fractions, nodata_fraction, probs)

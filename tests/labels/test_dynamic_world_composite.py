@@ -71,3 +71,16 @@ def test_mean_probabilities(tmp_path):
     assert means == pytest.approx({i: 0.1 * (i + 1) / 4.5 for i in range(9)})
     with pytest.raises(ConfigError, match="probabilities"):
         mean_probabilities(_dw(tmp_path / "l.tif", [np.zeros((4, 4))]), CHIP)
+
+
+def test_probabilities_reach_the_caption_record_block(tmp_path):
+    from pipeline.labels.annotate import Annotator
+    from pipeline.labels.dynamic_world import DynamicWorldRaster
+
+    probs = [np.full((4, 4), 0.9 if i == 4 else 0.0125) for i in range(9)]
+    href = _dw(tmp_path / "p.tif", [*probs, np.full((4, 4), 4)])
+    source = DynamicWorldRaster(href, band=10, probabilities=True)
+    block = Annotator(corine=[], dynamic_world=[source], events=[]).cell_labels(CHIP)["land_cover"]
+    assert block["fractions"] == {"crops": 1.0}
+    assert block["probabilities"]["crops"] == pytest.approx(0.9)
+    assert block["probabilities"]["water"] == pytest.approx(0.0125)
