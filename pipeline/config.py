@@ -16,6 +16,8 @@ import yaml
 
 from pipeline.errors import ConfigError, SchemaError
 from pipeline.schemas import validate
+from pipeline.sources.selection import SelectionRules, parse_selection
+from pipeline.sources.settings import ApiSettings, known_collections, parse_api_settings
 
 SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
 DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
@@ -28,6 +30,9 @@ class SourceConfig:
     kind: str
     items: Path
     asset_base: str = "serve"
+    # API sources (stac_api, sentinelhub): URL, provider profile, retries, concurrency.
+    # For them ``items`` is only the base that relative asset hrefs resolve against.
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class ChipsConfig:
 class RasterProduct:
     href: str
     value_type: str = "grid_code"
+    label_band: int = 1
+    probabilities: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class OutputConfig:
     views: tuple[str, ...] = CORPUS_VIEWS
     split_method: str = "stratified"
     geo_block_size: int = 4  # grid cells per block side (geo-block split)
+    webdataset_shard_size: int = 512  # samples per WebDataset tar
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class RunConfig:
     labels: LabelsConfig
     output: OutputConfig
     archive: Path | None = None
+    selection: SelectionRules = field(default_factory=SelectionRules)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -156,14 +165,17 @@ def _resolve(base: Path, value: str) -> Path:
 def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
     archive = _resolve(base, raw["archive"]) if raw.get("archive") else None
     archive_meta = _read_archive_manifest(archive) if archive else None
+    source = _source(raw["source"], base, archive, path)
+    known = known_collections(source.kind, source.api, SUPPORTED_COLLECTIONS)
     config = RunConfig(
         name=raw["name"],
-        source=_source(raw["source"], base, archive, path),
-        search=_search(raw["search"], path),
+        source=source,
+        search=_search(raw["search"], path, known),
         chips=ChipsConfig(**raw.get("chips", {})),
         labels=_labels(raw.get("labels", {}), base, archive, archive_meta),
         output=_output(raw["output"], base),
         archive=archive,
+        selection=parse_selection(raw.get("selection", {}), archive_meta, str(path)),
     )
     _check_files_exist(config, path)
     return config
@@ -183,17 +195,23 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         items = _resolve(base, raw["items"])
     elif archive is not None:
         items = archive.parent / "items.parquet"
+    elif raw["kind"] != "geoparquet":
+        items = base / "items.parquet"  # unused by API sources; relative hrefs resolve in base
     else:
         raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
-    return SourceConfig(kind=raw["kind"], items=items, asset_base=raw.get("asset_base", "serve"))
+    api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else ApiSettings()
+    asset_base = raw.get("asset_base", "serve" if raw["kind"] == "geoparquet" else str(base))
+    return SourceConfig(kind=raw["kind"], items=items, asset_base=asset_base, api=api)
 
 
-def _search(raw: dict[str, Any], path: Path) -> SearchConfig:
-    unknown = [c for c in raw["collections"] if c not in SUPPORTED_COLLECTIONS]
+def _search(
+    raw: dict[str, Any], path: Path, known: tuple[str, ...] = SUPPORTED_COLLECTIONS
+) -> SearchConfig:
+    unknown = [c for c in raw["collections"] if c not in known]
     if unknown:
         raise ConfigError(
             f"{path}: unknown collection(s) {unknown} in search.collections; "
-            f"supported: {list(SUPPORTED_COLLECTIONS)}"
+            f"supported by this source: {list(known)}"
         )
     start, end = parse_datetime_range(raw["datetime"], where=f"{path}: search.datetime")
     bbox = tuple(raw["bbox"]) if raw.get("bbox") is not None else None
@@ -315,11 +333,14 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         views=tuple(raw.get("views", CORPUS_VIEWS)),
         split_method=str(raw.get("split_method", "stratified")),
         geo_block_size=int(raw.get("geo_block_size", 4)),
+        webdataset_shard_size=int(raw.get("webdataset_shard_size", 512)),
     )
 
 
 def _check_files_exist(config: RunConfig, path: Path) -> None:
     missing = [str(config.source.items)] if not config.source.items.exists() else []
+    if config.source.kind != "geoparquet":
+        missing = []
     labels = config.labels
     local = [r.href for r in (*labels.corine, *labels.dynamic_world, *labels.worldcover)]
     local += [e.observed_event for e in config.labels.ems]
