@@ -9,7 +9,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)
 	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(DEMO)/airflow/airflow.db
 
-.PHONY: demo test test-slow lint setup lock clean
+.PHONY: demo test test-slow lint setup lock clean stac-server-setup
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-test-slow: $(STAMP)
+# PostGIS for `clm archive serve` (stac-fastapi-pgstac on the local PostgreSQL); idempotent.
+PG_MAJOR ?= 15
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
+stac-server-setup: $(STAMP)
+	@test -f /usr/share/postgresql/$(PG_MAJOR)/extension/postgis.control || \
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq postgresql-$(PG_MAJOR)-postgis-3 >/dev/null)
+	@test -f /usr/share/postgresql/$(PG_MAJOR)/extension/postgis.control
+
+test-slow: $(STAMP) stac-server-setup
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)

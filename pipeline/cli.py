@@ -65,6 +65,59 @@ def build(config: ConfigOpt, archive: ArchiveOpt = None, out: OutOpt = None) -> 
 
 
 @app.command()
+def scenes(
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="scene records to write (parquet)")],
+    archive: ArchiveOpt = None,
+) -> None:
+    """Search and select scenes only: write what a build would use (and why not the rest)."""
+    from pipeline.config import load_config
+    from pipeline.sources.select import report_path, search_scenes
+
+    try:
+        path = search_scenes(load_config(config, archive=archive), out)
+    except PipelineError as exc:
+        _fail(exc)
+    report = json.loads(report_path(path).read_text())
+    typer.echo(
+        f"{report['kept']} scene(s) written to {path} ({report['found']} found, "
+        f"{len(report['rejected'])} rejected, {len(report['skipped'])} not normalizable); "
+        f"report: {report_path(path)}"
+    )
+
+
+@archive_app.command("serve")
+def archive_serve(
+    archive: Annotated[Path, typer.Option(help="archive directory (items.parquet, stac/)")],
+    port: Annotated[int, typer.Option(help="STAC API port (0: any free port)")] = 8081,
+    host: Annotated[str, typer.Option(help="loopback address to bind")] = "127.0.0.1",
+    items: Annotated[
+        Path | None, typer.Option(help="other STAC items (.parquet, .ndjson, .json)")
+    ] = None,
+) -> None:
+    """Serve an archive through a real STAC API (stac-fastapi-pgstac on PostgreSQL + PostGIS)."""
+    import signal
+    import threading
+
+    from pipeline.archive.stac_server import serve_archive
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with serve_archive(archive, host=host, port=port, items=items) as server:
+            typer.echo(f"STAC API: {server.url}  (assets: {server.cog_url}, db {server.database})")
+            typer.echo(
+                f"run config: source: {{kind: stac_api, url: {server.url}, profile: clm-archive}}"
+            )
+            typer.echo("Ctrl-C (or SIGTERM) stops the server and drops its database.")
+            stop.wait()
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo("stopped; database dropped")
+
+
+@app.command()
 def inspect(
     corpus: Annotated[Path, typer.Argument(help="corpus directory")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -97,6 +150,180 @@ def annotate(
     except PipelineError as exc:
         _fail(exc)
     typer.echo(f"caption records written to {out}")
+
+
+CorpusDirOpt = Annotated[Path, typer.Option("--corpus", help="corpus directory")]
+
+
+@app.command()
+def export(
+    corpus: CorpusDirOpt,
+    view: Annotated[str, typer.Option("--format", "-f", help="clm-hdf5 | webdataset | stac")],
+    shard_size: Annotated[int, typer.Option(help="samples per WebDataset tar")] = 512,
+) -> None:
+    """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC)."""
+    from pipeline.corpus.export import write_view
+
+    try:
+        paths = write_view(corpus, view, shard_size)
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(f"{view}: {len(paths)} file(s) written under {corpus}")
+
+
+@app.command()
+def rebuild(
+    lock: Annotated[Path, typer.Option("--lock", help="corpus.lock of the corpus to regenerate")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="corpus directory (default: the lock's)")
+    ] = None,
+    allow_drift: Annotated[
+        bool, typer.Option("--allow-drift", help="rebuild even when source inputs changed")
+    ] = False,
+) -> None:
+    """Regenerate a corpus byte for byte from its lock; report any input or output drift."""
+    from pipeline.build import rebuild as run_rebuild
+    from pipeline.corpus.lock import format_drift
+
+    try:
+        report = run_rebuild(lock, out, allow_drift=allow_drift)
+    except PipelineError as exc:
+        _fail(exc)
+    if report.input_drift:
+        typer.echo(f"input drift (rebuilt anyway):\n{format_drift(report.input_drift)}")
+    if report.output_drift:
+        typer.echo(f"outputs differing from the lock:\n{format_drift(report.output_drift)}")
+        raise typer.Exit(code=1)
+    typer.echo(f"rebuilt {report.corpus}: every output matches {lock}")
+
+
+@app.command()
+def refresh(config: ConfigOpt, archive: ArchiveOpt = None, out: OutOpt = None) -> None:
+    """Add the scenes and crisis events that appeared since the last build (new version)."""
+    from pipeline.build import refresh as run_refresh
+    from pipeline.config import load_config
+    from pipeline.corpus.versions import format_diff
+
+    try:
+        report = run_refresh(load_config(config, archive=archive, out=out))
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(report.plan.describe())
+    if report.version is not None:
+        typer.echo(format_diff(report.version.diff))
+
+
+@app.command()
+def report(
+    corpus: CorpusDirOpt,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file (default: CORPUS/datasheet.html)")
+    ] = None,
+) -> None:
+    """Write the corpus datasheet: distributions, map, sample chips, provenance (HTML)."""
+    from pipeline.corpus.report import write_report
+
+    try:
+        path = write_report(corpus, out)
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(f"datasheet written to {path}")
+
+
+RunOpt = Annotated[Path, typer.Option("--run", "-r", help="training run directory")]
+CorpusOpt = Annotated[
+    Path | None, typer.Option("--corpus", help="corpus directory (default: the run's corpus)")
+]
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train CLOSP on a corpus's train split (`clm train --help` lists the options)."""
+    from pipeline.model.train import main as train_main
+
+    code = train_main(ctx.args)
+    if code:
+        raise typer.Exit(code=code)
+
+
+@app.command()
+def embed(
+    run: RunOpt,
+    corpus: CorpusOpt = None,
+    split: Annotated[str, typer.Option(help="corpus split to embed")] = "corpus",
+    batch_size: Annotated[int, typer.Option(help="chips per forward pass")] = 64,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps")] = "auto",
+    index: Annotated[str, typer.Option(help="auto | flat | hnsw | ivf")] = "auto",
+) -> None:
+    """Embed a corpus split with a trained run and build its FAISS index (RUN/index)."""
+    from pipeline.model.embed import embed_corpus
+    from pipeline.model.run import run_corpus
+
+    try:
+        folder = embed_corpus(run, corpus or run_corpus(run), split, batch_size, device, index)
+    except PipelineError as exc:
+        _fail(exc)
+    info = json.loads((folder / "index.json").read_text())
+    typer.echo(f"index written to {folder}: {info['count']} chips {info['sensors']}, {info['kind']}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for, in words")],
+    run: RunOpt,
+    k: Annotated[int, typer.Option("-k", "--k", help="number of hits")] = 20,
+    sensor: Annotated[str, typer.Option(help="any | s1 | s2")] = "any",
+    near: Annotated[str | None, typer.Option(help="LON,LAT: only chips near this point")] = None,
+    radius_km: Annotated[float, typer.Option(help="radius for --near, km")] = 50.0,
+    sheet: Annotated[Path | None, typer.Option(help="contact sheet PNG path")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Search the run's index by text; prints the hits and writes a contact sheet."""
+    from dataclasses import asdict
+
+    from pipeline.model.search import format_hits, load_index, parse_near, slug
+    from pipeline.model.search import search as run_search
+    from pipeline.model.sheet import write_contact_sheet
+
+    try:
+        hits = run_search(run, query, k, sensor, parse_near(near), radius_km)
+        path = sheet or run / "search" / f"{slug(query)}.png"
+        if hits:
+            write_contact_sheet(hits, load_index(run).corpus, path, f"{query}  ({sensor})")
+    except PipelineError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"hits": [asdict(h) for h in hits], "sheet": str(path)}, indent=2))
+        return
+    typer.echo(format_hits(hits) if hits else "no chips match the filters")
+    if hits:
+        typer.echo(f"contact sheet: {path}")
+
+
+@app.command()
+def evaluate(
+    run: RunOpt,
+    corpus: CorpusOpt = None,
+    seeds: Annotated[int, typer.Option(help="random-baseline seeds to average")] = 5,
+    full: Annotated[bool, typer.Option(help="every query group, not only 'all'")] = False,
+    show: Annotated[bool, typer.Option(help="print the saved report, do not recompute")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """nDCG/mAP/Recall of text-to-image retrieval, next to random and oracle baselines."""
+    from pipeline.model.evaluate import evaluate_run, format_report, saved_report
+
+    try:
+        report = saved_report(run) if show else evaluate_run(run, corpus, seeds)
+    except PipelineError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(format_report(report, None if full else ["all"]))
+    typer.echo(f"metrics: {run / 'metrics.json'}")
 
 
 def main() -> None:  # pragma: no cover - console entry

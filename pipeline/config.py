@@ -32,7 +32,7 @@ class SourceConfig:
     asset_base: str = "serve"
     # API sources (stac_api, sentinelhub): URL, provider profile, retries, concurrency.
     # For them ``items`` is only the base that relative asset hrefs resolve against.
-    api: ApiSettings = field(default_factory=ApiSettings)
+    api: ApiSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         items = base / "items.parquet"  # unused by API sources; relative hrefs resolve in base
     else:
         raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
-    api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else ApiSettings()
+    api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else None
     asset_base = raw.get("asset_base", "serve" if raw["kind"] == "geoparquet" else str(base))
     return SourceConfig(kind=raw["kind"], items=items, asset_base=asset_base, api=api)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,18 +29,22 @@ from rasterio.windows import Window
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.plan import PlannedChip
 from pipeline.errors import ChipReadError
+from pipeline.sources.access import gdal_options, open_asset, redact
 from pipeline.sources.base import Scene
 
 S2_OFFSET_BASELINE = (4, 0)
 S2_BOA_ADD_OFFSET = 1000.0
 SCL_CLOUDY = (3, 8, 9, 10)  # cloud shadow, cloud medium/high probability, thin cirrus
 S1_DB_FLOOR = -50.0
+READ_ATTEMPTS = 4
+READ_RETRY_DELAY_S = 0.25
 
 GDAL_ENV = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "VSI_CACHE": "FALSE",
 }
@@ -59,7 +64,7 @@ def read_scene_chips(scene: Scene, chips: Sequence[PlannedChip]) -> Iterator[Chi
     """Stream the chips of one scene, north to south, each band read once per block."""
     ordered = sorted(chips, key=lambda c: (-c.cell.row, c.cell.col))
     bands = list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])
-    with rasterio.Env(**GDAL_ENV), contextlib.ExitStack() as stack:
+    with rasterio.Env(**GDAL_ENV, **gdal_options(scene)), contextlib.ExitStack() as stack:
         readers = [_band_reader(stack, scene, band, ordered) for band in bands]
         for chip in ordered:
             planes = [next(reader) for reader in readers]
@@ -71,10 +76,10 @@ def _band_reader(
 ) -> Iterator[np.ndarray]:
     href = scene.assets[band].href
     try:
-        ds = stack.enter_context(rasterio.open(href))
+        ds = stack.enter_context(open_asset(scene, band))
     except rasterio.errors.RasterioIOError as exc:
         raise ChipReadError(
-            f"scene {scene.item_id}: cannot open band {band} at {href}: {exc}"
+            f"scene {scene.item_id}: cannot open band {band} at {href}: {redact(str(exc))}"
         ) from exc
     if chips and not nests_in_chip_grid(ds, chips[0].cell, scene.epsg):
         ds = stack.enter_context(_aligned_vrt(ds, chips[0].cell, band))
@@ -141,7 +146,7 @@ def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Itera
     buf, buf_row0 = np.empty((0, col1 - col0), dtype=ds.dtypes[0]), first
     for strip in range((first // block_h) * block_h, last, block_h):
         r0, r1 = max(strip, first), min(strip + block_h, last)
-        part = ds.read(1, window=Window(col0, r0, col1 - col0, r1 - r0))
+        part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0))
         buf = np.concatenate([buf, part])
         while pending and pending[0].row_off + pending[0].height <= r1:
             w = pending.popleft()
@@ -149,6 +154,34 @@ def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Itera
             yield buf[top : top + w.height, left : left + w.width].copy()
         keep_from = pending[0].row_off if pending else r1
         buf, buf_row0 = buf[keep_from - buf_row0 :], keep_from
+
+
+def read_rows(ds: rasterio.DatasetReader, window: Window) -> np.ndarray:
+    """Band 1 of ``window``. GDAL retries HTTP 429/5xx itself but keeps a body cut short in
+    its cache, so a failed read is retried on a fresh, uncached handle of the same file;
+    ``ChipReadError`` (naming the file without its query string) when that fails too."""
+    try:
+        return ds.read(1, window=window)
+    except rasterio.errors.RasterioIOError as exc:
+        error: Exception = exc
+    url = str(ds.name)
+    for attempt in range(READ_ATTEMPTS - 1):
+        if "://" not in url:  # local files and warped views are not retried
+            break
+        time.sleep(READ_RETRY_DELAY_S * 2**attempt)
+        try:
+            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsicurl(url)), rasterio.open(url) as fresh:
+                return fresh.read(1, window=window)
+        except rasterio.errors.RasterioIOError as exc:
+            error = exc
+    raise ChipReadError(
+        f"{url.split('?')[0]}: rows {window.row_off}-{window.row_off + window.height} unreadable "
+        f"after {READ_ATTEMPTS} attempts: {redact(str(error))}"
+    ) from error
+
+
+def _vsicurl(url: str) -> str:
+    return url if url.startswith("/vsi") else f"/vsicurl/{url}"
 
 
 def _check_inside(ds: rasterio.DatasetReader, col0: int, col1: int, row0: int, row1: int) -> None:
@@ -172,7 +205,7 @@ def _s2_chip(
 ) -> ChipPixels:
     dn = np.stack(planes).astype(np.float32)
     nodata = np.all(dn == 0, axis=0) | (scl == 0)
-    if has_boa_offset(scene.processing_baseline):
+    if has_boa_offset(scene.processing_baseline) and not scene.boa_offset_applied:
         dn = np.clip(dn - S2_BOA_ADD_OFFSET, 0, None)
     dn[:, nodata] = 0
     valid = ~nodata

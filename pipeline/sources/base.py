@@ -43,6 +43,9 @@ class Scene:
     polarizations: tuple[str, ...] = ()
     instrument_mode: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # True when the provider already removed the S2 BOA_ADD_OFFSET from the pixels
+    # (Earth Search ``earthsearch:boa_offset_applied``, Sentinel Hub ``harmonizeValues``).
+    boa_offset_applied: bool = False
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -84,6 +87,7 @@ class Scene:
             polarizations=tuple(json.loads(row["polarizations"])),
             instrument_mode=row.get("instrument_mode"),
             extra=json.loads(row["extra"]),
+            boa_offset_applied=bool(row.get("boa_offset_applied") or False),
         )
 
 
@@ -104,6 +108,25 @@ class SearchQuery:
     end: datetime
     bbox: tuple[float, float, float, float] | None = None
     max_cloud_cover: float = 100.0
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item a source found but could not normalize (kept for the search report)."""
+
+    item_id: str
+    collection: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What one search found: normalized scenes, items it had to skip, and whether it stopped
+    early on purpose (``source.max_items``) rather than at the end of the results."""
+
+    scenes: tuple[Scene, ...]
+    skipped: tuple[SkippedItem, ...] = ()
+    truncated: bool = False
 
 
 class SceneSource(Protocol):

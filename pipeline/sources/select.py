@@ -1,22 +1,39 @@
-"""The search stage: find scenes through the configured source and record them."""
+"""The search stage: find scenes through the configured source, apply the selection rules,
+and record both the scenes and the report of what was left out and why."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, SourceError
-from pipeline.sources.base import Scene, SceneSource, SearchQuery
+from pipeline.sources.base import Scene, SceneSource, SearchQuery, SearchResult
 from pipeline.sources.geoparquet import GeoParquetSource
-from pipeline.storage import atomic_path
+from pipeline.sources.selection import Selection, select_scenes, window_queries
+from pipeline.sources.settings import ApiSettings
+from pipeline.storage import atomic_path, write_json_atomic
+
+SOURCE_KINDS = ("geoparquet", "stac_api", "sentinelhub")
 
 
 def make_source(config: RunConfig) -> SceneSource:
-    if config.source.kind == "geoparquet":
+    kind = config.source.kind
+    if kind == "geoparquet":
         return GeoParquetSource(config.source.items)
-    raise ConfigError(f"unknown source.kind {config.source.kind!r}; supported: geoparquet")
+    if kind == "stac_api":
+        from pipeline.sources.stac_api import StacApiSource
+
+        return StacApiSource.from_settings(config.source.api or ApiSettings())
+    if kind == "sentinelhub":
+        from pipeline.sources.sentinelhub import SentinelHubSource
+
+        return SentinelHubSource(config.source.api or ApiSettings())
+    raise ConfigError(f"unknown source.kind {kind!r}; supported: {list(SOURCE_KINDS)}")
 
 
 def query_of(config: RunConfig) -> SearchQuery:
@@ -25,16 +42,76 @@ def query_of(config: RunConfig) -> SearchQuery:
 
 
 def search_scenes(config: RunConfig, out: Path) -> Path:
-    """Write the normalized records of every matching scene to ``out`` (parquet)."""
-    scenes = list(make_source(config).search(query_of(config)))
-    if not scenes:
-        raise SourceError(
-            f"no scenes match collections {list(config.search.collections)}, "
-            f"{config.search.start:%Y-%m-%d}..{config.search.end:%Y-%m-%d}, bbox {config.search.bbox}; "
-            "widen search.datetime / search.bbox or raise search.max_cloud_cover"
-        )
-    write_scenes(scenes, out)
+    """Write the normalized records of every selected scene to ``out`` (parquet), and the
+    selection report (rules, counts, every scene left out with its reason) beside it."""
+    source = make_source(config)
+    queries = window_queries(query_of(config), config.selection)
+    results = run_searches(source, queries, _concurrency(config))
+    found = [scene for result in results for scene in result.scenes]
+    selection = select_scenes(found, config.selection, config.search.max_cloud_cover)
+    write_json_atomic(report_path(out), selection_report(config, results, selection))
+    if not selection.kept:
+        raise SourceError(_nothing_found(config, len(found)))
+    write_scenes(list(selection.kept), out)
     return out
+
+
+def report_path(scenes_out: Path) -> Path:
+    return scenes_out.with_suffix(".selection.json")
+
+
+def run_searches(
+    source: SceneSource, queries: list[SearchQuery], max_concurrency: int
+) -> list[SearchResult]:
+    """Run the searches, at most ``max_concurrency`` at a time; results in query order."""
+    with cf.ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(queries) or 1))) as pool:
+        return list(pool.map(lambda q: search_result(source, q), queries))
+
+
+def search_result(source: SceneSource, query: SearchQuery) -> SearchResult:
+    full = getattr(source, "search_result", None)
+    if callable(full):
+        result: SearchResult = full(query)
+        return result
+    return SearchResult(tuple(source.search(query)))
+
+
+def _concurrency(config: RunConfig) -> int:
+    return config.source.api.max_concurrency if config.source.api else 1
+
+
+def selection_report(
+    config: RunConfig, results: list[SearchResult], selection: Selection
+) -> dict[str, Any]:
+    """Deterministic (no wall-clock time): same recipe and archive, same report."""
+    skipped = sorted({(s.item_id, s.collection, s.reason) for r in results for s in r.skipped})
+    return {
+        "source": config.source.kind,
+        "rules": asdict(config.selection),
+        "max_cloud_cover": config.search.max_cloud_cover,
+        "searches": len(results),
+        "truncated": any(r.truncated for r in results),
+        "found": len({s.item_id for r in results for s in r.scenes}),
+        "kept": len(selection.kept),
+        "rejected": [asdict(r) for r in selection.rejected],
+        "skipped": [{"item_id": i, "collection": c, "reason": r} for i, c, r in skipped],
+    }
+
+
+def _nothing_found(config: RunConfig, found: int) -> str:
+    s = config.search
+    where = (
+        f"collections {list(s.collections)}, {s.start:%Y-%m-%d}..{s.end:%Y-%m-%d}, bbox {s.bbox}"
+    )
+    if found:
+        return (
+            f"{found} scene(s) match {where} but the selection rules reject all of them; "
+            "relax `selection:` (the reasons are in scenes.selection.json beside scenes.parquet)"
+        )
+    return (
+        f"no scenes match {where}; widen search.datetime / search.bbox or raise "
+        "search.max_cloud_cover"
+    )
 
 
 def write_scenes(scenes: list[Scene], out: Path) -> None:

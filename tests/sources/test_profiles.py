@@ -1,0 +1,103 @@
+"""Provider profiles normalize every provider's item layout onto the same scene record."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError, SourceError
+from pipeline.sources.base import Scene
+from pipeline.sources.profiles import BUILTIN_PROFILES, load_profile, scene_from_item
+
+DATA = Path(__file__).parent / "data"
+
+
+def _item(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.realdata
+def test_stactools_s2_l2a_example_parses_through_a_mapping_file(real_data):
+    profile = load_profile(DATA / "stactools-mapping.yaml")
+    path = next((real_data / "stac" / "stactools-sentinel2-examples").rglob("*_L2A.json"))
+    scene = scene_from_item(_item(path), profile)
+    assert scene.sensor == "s2" and scene.epsg == 32707
+    assert scene.processing_baseline == "02.12" and scene.extra["provider"] == "stactools-examples"
+    assert scene.assets["B02"].href.endswith("_B02_10m.tif")
+    assert scene.assets["B02"].shape == (10980, 10980) and scene.assets["SCL"].gsd == 20
+    assert Scene.from_record(scene.to_record()) == scene
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("pattern", "product", "polarizations"),
+    [
+        ("S1A_IW_GRDH_*.json", "GRD", ("VV", "VH")),
+        ("S1A_EW_GRDM_*.json", "GRD", ("HH", "HV")),
+        ("S1A_2020*_ASC.json", "RTC", ("VV", "VH")),
+    ],
+)
+def test_stactools_s1_examples_parse(real_data, pattern, product, polarizations):
+    profile = load_profile(DATA / "stactools-mapping.yaml")
+    path = next((real_data / "stac" / "stactools-sentinel1-examples").rglob(pattern))
+    scene = scene_from_item(_item(path), profile)
+    assert scene.sensor == "s1" and scene.extra["product"] == product
+    assert scene.polarizations == polarizations and set(scene.assets) == set(polarizations)
+    assert scene.orbit_state in ("ascending", "descending") and scene.relative_orbit
+
+
+@pytest.mark.realdata
+def test_items_outside_the_profile_fail_naming_the_collection(real_data):
+    profile = load_profile(DATA / "stactools-mapping.yaml")
+    path = next((real_data / "stac" / "stactools-sentinel2-examples").rglob("*_L1C.json"))
+    with pytest.raises(SourceError, match=r"sentinel2-l1c-example.*mapping file"):
+        scene_from_item(_item(path), profile)
+
+
+def test_cdse_stac_1_1_item_with_per_resolution_assets():
+    scene = scene_from_item(_item(DATA / "cdse-s2-l2a-item.json"), BUILTIN_PROFILES["cdse"])
+    assert scene.epsg == 32632  # from proj:code
+    assert scene.processing_baseline == "05.09"  # from processing:version
+    assert scene.assets["B02"].href.endswith("B02_10m.jp2")
+    assert scene.assets["B01"].href.endswith("B01_60m.jp2")
+    assert scene.assets["B8A"].href.endswith("B8A_20m.jp2") and "SCL" in scene.assets
+    assert scene.extra["tile"] == "32TQR" and scene.extra["processed"].startswith("2023-07-05T13")
+
+
+def test_baseline_falls_back_to_the_product_name():
+    item = _item(DATA / "cdse-s2-l2a-item.json")
+    del item["properties"]["processing:version"]
+    assert scene_from_item(item, BUILTIN_PROFILES["cdse"]).processing_baseline == "05.09"
+    item["id"] = "S2B_MSIL2A_20230705T101559_R065_T32TQR"
+    with pytest.raises(SourceError, match="processing baseline"):
+        scene_from_item(item, BUILTIN_PROFILES["cdse"])
+
+
+def test_s2_items_missing_a_band_fail_naming_it():
+    item = copy.deepcopy(_item(DATA / "cdse-s2-l2a-item.json"))
+    del item["assets"]["B11_20m"]
+    with pytest.raises(SourceError, match="B11_20m"):
+        scene_from_item(item, BUILTIN_PROFILES["cdse"])
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"name": "x"}, "collections"),
+        ({"name": "x", "collections": {"c": {"sensor": "s3", "assets": {"B02": "b"}}}}, "s3"),
+        ({"name": "x", "collections": {"c": {"sensor": "s2", "assets": {"B10": "b"}}}}, "B10"),
+    ],
+)
+def test_bad_mapping_files_are_rejected(tmp_path, doc, message):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=message):
+        load_profile(path)
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ConfigError, match="built-in profile"):
+        load_profile("nasa-cmr")
