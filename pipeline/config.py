@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.errors import ConfigError, SchemaError
 from pipeline.schemas import validate
+from pipeline.sources.base import SearchQuery
 from pipeline.sources.selection import SelectionRules, parse_selection
 from pipeline.sources.settings import ApiSettings, known_collections, parse_api_settings
 
@@ -35,13 +36,7 @@ class SourceConfig:
     api: ApiSettings | None = None
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    collections: tuple[str, ...]
-    start: datetime
-    end: datetime
-    bbox: tuple[float, float, float, float] | None = None
-    max_cloud_cover: float = 100.0
+SearchConfig = SearchQuery  # the search section is validated straight into the query
 
 
 @dataclass(frozen=True)

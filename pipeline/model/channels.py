@@ -17,25 +17,13 @@ from typing import Literal
 import torch
 
 from pipeline.model.errors import ConfigError, ModelInputError
+from pipeline.sources.base import S2_BANDS
 
 Sensor = Literal["s2", "s1"]
 S1Normalisation = Literal["none", "ssl4eo"]
 
 SENSORS: tuple[Sensor, ...] = ("s2", "s1")
-S2_CORPUS_BANDS = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B11",
-    "B12",
-)
+S2_CORPUS_BANDS = S2_BANDS  # the corpus layout: 12 L2A bands, no B10
 SSL4EO_S2_BANDS = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )  # fmt: skip

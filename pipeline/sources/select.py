@@ -37,8 +37,8 @@ def make_source(config: RunConfig) -> SceneSource:
 
 
 def query_of(config: RunConfig) -> SearchQuery:
-    s = config.search
-    return SearchQuery(s.collections, s.start, s.end, s.bbox, s.max_cloud_cover)
+    """The validated search section is already a query."""
+    return config.search
 
 
 def search_scenes(config: RunConfig, out: Path) -> Path:

@@ -29,27 +29,14 @@ from rasterio.windows import from_bounds
 from pipeline.chips.plan import plan_scene
 from pipeline.chips.read import read_scene_chips
 from pipeline.errors import ConfigError
+from pipeline.sources.base import S2_BANDS as SCENE_S2_BANDS
 from pipeline.sources.base import SearchQuery
 from pipeline.sources.geoparquet import GeoParquetSource
 from pipeline.sources.sentinelhub import SentinelHubSource
 from pipeline.sources.settings import ApiSettings, RetryPolicy
 
 CLIENT_ID, CLIENT_SECRET = "clm-test-client", "s3cret-value"
-S2_BANDS = [
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B11",
-    "B12",
-    "SCL",
-]
+S2_BANDS = [*SCENE_S2_BANDS, "SCL"]
 BANDS = {"sentinel-2-l2a": S2_BANDS, "sentinel-1-grd": ["VV", "VH"]}
 PAGE_LIMIT_MAX = 100
 
