@@ -1,6 +1,9 @@
 """The build, stage by stage. This module and the DAGs are the only places that know the order:
 
-search_scenes -> extract_chips -> caption_chips -> write_corpus -> summarize
+search_scenes -> extract_chips -> caption_chips -> write_corpus (+ views, lock, version) -> summarize
+
+``refresh`` runs the same stages over the previous scenes plus the new ones; ``rebuild``
+runs them over exactly the scenes of a ``corpus.lock``, after checking the inputs for drift.
 """
 
 from __future__ import annotations
@@ -12,9 +15,26 @@ from typing import Any
 from pipeline.captions.stage import caption_chips
 from pipeline.chips.stage import extract_chips
 from pipeline.config import RunConfig
+from pipeline.corpus.export import write_views
 from pipeline.corpus.inspect import summarize
-from pipeline.corpus.write import write_corpus
-from pipeline.sources.select import search_scenes
+from pipeline.corpus.lock import (
+    LOCK_FILE,
+    Drift,
+    SourceDriftError,
+    check_inputs,
+    check_items,
+    check_outputs,
+    config_from_lock,
+    event_entries,
+    format_drift,
+    output_files,
+    read_lock,
+    write_lock,
+)
+from pipeline.corpus.refresh import RefreshPlan, merged_scenes, plan_refresh, rejected_ids
+from pipeline.corpus.versions import Version, publish_version
+from pipeline.corpus.write import SOURCES_FILE, write_corpus
+from pipeline.sources.select import read_scenes, search_scenes, write_scenes
 
 
 @dataclass(frozen=True)
@@ -36,12 +56,36 @@ class BuildPaths:
         return self.work / "chips.parquet"
 
     @property
+    def chip_dir(self) -> Path:
+        return self.work / "chips"
+
+    @property
     def records(self) -> Path:
         return self.work / "records.jsonl"
 
+    @property
+    def refresh_scenes(self) -> Path:
+        """What the source holds now, searched by a refresh (compared with the lock)."""
+        return self.work / "refresh" / "scenes.parquet"
+
+    @property
+    def rebuild_scenes(self) -> Path:
+        """What the source holds now, searched by a rebuild (checked against the lock)."""
+        return self.work / "rebuild" / "scenes.parquet"
+
 
 def stage_search(config: RunConfig) -> Path:
+    remove_partial_files(config.output.dir)
     return search_scenes(config, BuildPaths(config.output.dir).scenes)
+
+
+def remove_partial_files(corpus: Path) -> list[Path]:
+    """Delete the temporaries a killed run left behind (``.NAME.*.tmp``, never a final name;
+    see ``pipeline.storage.atomic_path``). One build at a time per corpus directory."""
+    leftovers = sorted(p for p in corpus.rglob(".*.tmp") if p.is_file()) if corpus.is_dir() else []
+    for path in leftovers:
+        path.unlink()
+    return leftovers
 
 
 def stage_chips(config: RunConfig, scenes: Path) -> Path:
@@ -53,7 +97,18 @@ def stage_captions(config: RunConfig, chips: Path) -> Path:
 
 
 def stage_corpus(config: RunConfig, chips: Path, records: Path) -> Path:
-    return write_corpus(config, chips, records, BuildPaths(config.output.dir).work)
+    """Corpus files, the configured views, ``corpus.lock`` and (if anything changed) a version."""
+    publish_corpus(config, chips, records)
+    return config.output.dir
+
+
+def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
+    paths = BuildPaths(config.output.dir)
+    corpus = write_corpus(config, paths.scenes, chips, records, paths.chip_dir)
+    write_views(corpus, config.output.views, config.output.webdataset_shard_size)
+    write_lock(config, corpus)
+    files = [p.relative_to(corpus).as_posix() for p in output_files(corpus, config.output.views)]
+    return publish_version(corpus, [*files, LOCK_FILE])
 
 
 def build(config: RunConfig) -> dict[str, Any]:
@@ -63,3 +118,85 @@ def build(config: RunConfig) -> dict[str, Any]:
     records = stage_captions(config, chips)
     corpus = stage_corpus(config, chips, records)
     return summarize(corpus)
+
+
+# ---- incremental refresh -------------------------------------------------------------------
+
+
+EMPTY_LOCK: dict[str, Any] = {"items": [], "events": [], "watermark": None}
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    plan: RefreshPlan
+    version: Version | None  # None when nothing was new
+
+
+def stage_refresh_scenes(config: RunConfig) -> RefreshPlan:
+    """Search, compare with the last build's lock (none: the first refresh builds it all);
+    when something is new, write ``work/scenes.parquet`` = the scenes selected now plus
+    earlier ones no longer found."""
+    paths = BuildPaths(config.output.dir)
+    first = not (paths.corpus / LOCK_FILE).is_file()  # no build yet: everything is new
+    lock = EMPTY_LOCK if first else read_lock(paths.corpus / LOCK_FILE)
+    remove_partial_files(paths.corpus)
+    found = search_scenes(config, paths.refresh_scenes)
+    current = read_scenes(found)
+    plan = plan_refresh(lock, current, event_entries(config))
+    if not plan.is_empty:
+        previous = [] if first else read_scenes(paths.corpus / SOURCES_FILE)
+        write_scenes(merged_scenes(current, previous, rejected_ids(found)), paths.scenes)
+    return plan
+
+
+def refresh(config: RunConfig) -> RefreshReport:
+    """Add the scenes and crisis events that appeared since the last build; new version."""
+    plan = stage_refresh_scenes(config)
+    if plan.is_empty:
+        return RefreshReport(plan, None)
+    paths = BuildPaths(config.output.dir)
+    chips = stage_chips(config, paths.scenes)
+    records = stage_captions(config, chips)
+    return RefreshReport(plan, publish_corpus(config, chips, records))
+
+
+# ---- regeneration from a lock --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    corpus: Path
+    input_drift: tuple[Drift, ...]
+    output_drift: tuple[Drift, ...]
+    ignored_items: int  # items selected now that are not in the lock
+
+    @property
+    def identical(self) -> bool:
+        return not self.input_drift and not self.output_drift
+
+
+def rebuild(
+    lock_path: Path, out: Path | None = None, *, allow_drift: bool = False
+) -> RebuildReport:
+    """Regenerate the corpus of ``lock_path`` into ``out`` (default: the lock's directory)."""
+    lock = read_lock(lock_path)
+    lock_dir = Path(lock_path) if Path(lock_path).is_dir() else Path(lock_path).parent
+    config = config_from_lock(lock, out or lock_dir)
+    paths = BuildPaths(config.output.dir)
+    remove_partial_files(paths.corpus)
+    found = read_scenes(search_scenes(config, paths.rebuild_scenes))
+    drift = check_inputs(lock) + check_items(lock, found)
+    if drift and not allow_drift:
+        raise SourceDriftError(
+            f"{len(drift)} source input(s) changed since {lock_path} was written:\n"
+            f"{format_drift(drift)}\nthe corpus cannot be regenerated byte for byte; pass "
+            "--allow-drift to rebuild anyway, or run `clm refresh` to add new scenes",
+            drift,
+        )
+    locked = {item["id"] for item in lock["items"]}
+    write_scenes([s for s in found if s.item_id in locked], paths.scenes)
+    chips = stage_chips(config, paths.scenes)
+    publish_corpus(config, chips, stage_captions(config, chips))
+    outputs = check_outputs(lock, config.output.dir)
+    ignored = sum(s.item_id not in locked for s in found)
+    return RebuildReport(config.output.dir, tuple(drift), tuple(outputs), ignored)

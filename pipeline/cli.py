@@ -267,7 +267,9 @@ def embed(
     except PipelineError as exc:
         _fail(exc)
     info = json.loads((folder / "index.json").read_text())
-    typer.echo(f"index written to {folder}: {info['count']} chips {info['sensors']}, {info['kind']}")
+    typer.echo(
+        f"index written to {folder}: {info['count']} chips {info['sensors']}, {info['kind']}"
+    )
 
 
 @app.command()

@@ -91,9 +91,21 @@ def test_rebuild_gives_an_identical_corpus(corpus, tiny_archive, tmp_path, run_c
     assert list(a["key"]) == list(b["key"])
     assert list(a["pixel_sha256"]) == list(b["pixel_sha256"])
     assert list(a["split"]) == list(b["split"])
-    assert (corpus / "records.jsonl").read_bytes() == (again / "records.jsonl").read_bytes()
-    for shard in sorted((corpus / "shards").glob("*.h5")):
-        assert shard.read_bytes() == (again / "shards" / shard.name).read_bytes()
+    assert (corpus / "corpus.lock").read_bytes() == (again / "corpus.lock").read_bytes()
+    outputs = json.loads((corpus / "corpus.lock").read_text())["outputs"]
+    assert any(name.startswith("shards/") for name in outputs)
+    for name in outputs:
+        assert (corpus / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_build_publishes_the_first_version(corpus):
+    assert (corpus / "versions" / "current").resolve().name == "v001"
+    diff = json.loads((corpus / "versions" / "v001" / "diff.json").read_text())
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    assert diff["previous"] is None and diff["removed"] == {}
+    assert {s: v["chips"] for s, v in diff["added"].items()} == {
+        s: v["kept"] for s, v in manifest["chips"].items()
+    }
 
 
 def test_summary_mentions_both_sensors(corpus):

@@ -13,6 +13,7 @@ from typing import Any
 
 import h5py
 
+import pipeline
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels, read_scene_chips
 from pipeline.sources.assets import Resolver
@@ -94,4 +95,5 @@ def _chip_row(scene: Scene, pixels: ChipPixels, rejected: str | None) -> dict[st
         "orbit_state": scene.orbit_state,
         "instrument_mode": scene.instrument_mode,
         "assets": {band: a.href for band, a in scene.assets.items()},
+        "software": pipeline.__version__,
     }

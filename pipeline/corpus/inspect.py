@@ -33,7 +33,14 @@ def summarize(corpus: Path) -> dict[str, Any]:
         "scenes": manifest["scenes"],
         "config_digest": manifest["config_digest"],
         "shards": len(manifest["shards"]),
+        "views": manifest.get("views", []),
+        "version": _current_version(corpus),
     }
+
+
+def _current_version(corpus: Path) -> str | None:
+    current = corpus / "versions" / "current"
+    return current.resolve().name if current.exists() else None
 
 
 def _label_table(meta: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -60,6 +67,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     for label, counts in summary["labels"].items():
         lines.append(f"{label:<20}{counts.get('s1', 0):>8}{counts.get('s2', 0):>8}")
     lines.append(
-        f"Shards: {summary['shards']} HDF5 files under shards/; metadata.parquet, records.jsonl, manifest.json"
+        f"Shards: {summary['shards']} HDF5 files under shards/; metadata.parquet, records.jsonl, "
+        "manifest.json, corpus.lock"
     )
+    if summary.get("views"):
+        lines.append(f"Views: {', '.join(summary['views'])}")
+    if summary.get("version"):
+        lines.append(f"Version: {summary['version']} (versions/current)")
     return "\n".join(lines)

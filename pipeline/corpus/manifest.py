@@ -14,10 +14,21 @@ import pandas as pd
 
 import pipeline
 from pipeline.config import RunConfig
+from pipeline.corpus.splits import SplitRule
 from pipeline.labels.taxonomy import REFERENCE_LABELS
 from pipeline.schemas import validate
 
 SCHEMA = "manifest.v1.schema.json"
+VIEW_OUTPUTS = {
+    "clm-hdf5": ("corpus.h5", "queries.jsonl", "qrels/"),
+    "webdataset": ("webdataset/",),
+    "stac": ("stac/",),
+}
+
+
+def view_outputs(views: tuple[str, ...]) -> list[str]:
+    """The corpus paths each configured view writes (directories end with ``/``)."""
+    return [path for view in views for path in VIEW_OUTPUTS[view]]
 
 
 def build_manifest(
@@ -26,6 +37,7 @@ def build_manifest(
     records: dict[str, Any],
     split: dict[str, str],
     shards: dict[str, list[dict[str, Any]]],
+    rule: SplitRule,
 ) -> dict[str, Any]:
     chips = pd.read_parquet(chips_index)
     manifest = {
@@ -39,8 +51,17 @@ def build_manifest(
         "chips": _chip_counts(chips),
         "labels": _label_counts(records),
         "splits": dict(sorted(Counter(split.values()).items())),
+        "split_rule": rule.describe(),
         "shards": {name: len(group) for name, group in shards.items()},
-        "outputs": ["metadata.parquet", "records.jsonl", "shards/", "manifest.json"],
+        "views": list(config.output.views),
+        "outputs": [
+            "metadata.parquet",
+            "records.jsonl",
+            "sources.parquet",
+            "shards/",
+            "manifest.json",
+            *view_outputs(config.output.views),
+        ],
     }
     validate(manifest, SCHEMA, "corpus manifest")
     return manifest

@@ -1,0 +1,369 @@
+"""``corpus.lock``: the exact inputs and outputs of a corpus, for byte-identical regeneration.
+
+The lock records the recipe (the run config without its output directory), every source
+item (its normalized record digest and, per band asset, the sha256 of the asset bytes, or
+the ETag and size for remote assets), the label products and crisis event files, and the
+sha256 of every corpus output file. ``clm rebuild --lock`` checks the inputs against it
+first and reports drift item by item (``check_inputs``), then compares the outputs it
+regenerated (``check_outputs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pipeline
+from pipeline.config import RunConfig
+from pipeline.corpus.manifest import view_outputs
+from pipeline.errors import CorpusError, SourceError
+from pipeline.schemas import validate
+from pipeline.sources.base import Scene
+from pipeline.sources.select import read_scenes
+from pipeline.storage import write_json_atomic
+
+LOCK_FILE = "corpus.lock"
+SCHEMA = "lock.v1.schema.json"
+BASE_OUTPUTS = ("manifest.json", "metadata.parquet", "records.jsonl", "sources.parquet", "shards/")
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One input or output that no longer matches the lock."""
+
+    kind: str  # "asset" | "item" | "label" | "event" | "output"
+    subject: str  # item id, product href or output path
+    detail: str  # band, file or what changed
+    expected: str
+    found: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.kind} {self.subject} [{self.detail}]: locked {self.expected}, now {self.found}"
+        )
+
+
+class SourceDriftError(SourceError):
+    """The sources no longer match a corpus lock; ``drift`` lists every difference."""
+
+    def __init__(self, message: str, drift: Sequence[Drift]) -> None:
+        super().__init__(message)
+        self.drift = tuple(drift)
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def write_lock(config: RunConfig, corpus: Path) -> Path:
+    """Fingerprint the inputs and outputs of the corpus in ``corpus``; write ``corpus.lock``."""
+    scenes = read_scenes(corpus / "sources.parquet")
+    recipe = recipe_of(config)
+    lock = {
+        "lock_version": 1,
+        "name": config.name,
+        "software": {"package": "crisislandmark", "version": pipeline.__version__},
+        "config_digest": config.digest(),
+        "recipe": recipe,
+        "watermark": watermark(scenes),
+        "items": [_item_entry(scene, recipe) for scene in scenes],
+        "labels": label_entries(config),
+        "events": event_entries(config),
+        "outputs": output_checksums(corpus, config.output.views),
+    }
+    validate(lock, SCHEMA, "corpus lock")
+    path = corpus / LOCK_FILE
+    write_json_atomic(path, lock)
+    return path
+
+
+def recipe_of(config: RunConfig) -> dict[str, Any]:
+    recipe = config.to_dict()
+    recipe["output"].pop("dir", None)
+    return recipe
+
+
+def scene_stamp(scene: Scene) -> str:
+    """The latest of an item's updated / created / datetime (ISO 8601, UTC offsets kept)."""
+    stamps = [scene.datetime] + [
+        _parse_time(v) for k in ("updated", "created") if (v := scene.extra.get(k))
+    ]
+    return max(stamps).isoformat()
+
+
+def watermark(scenes: Iterable[Scene]) -> str | None:
+    stamps = [scene_stamp(s) for s in scenes]
+    return max(stamps, key=_parse_time) if stamps else None
+
+
+def _parse_time(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def record_digest(scene: Scene) -> str:
+    return _sha256_text(json.dumps(scene.to_record(), sort_keys=True, default=str))
+
+
+def _item_entry(scene: Scene, recipe: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": scene.item_id,
+        "collection": scene.collection,
+        "datetime": scene.datetime.isoformat(),
+        "stamp": scene_stamp(scene),
+        "record_sha256": record_digest(scene),
+        "assets": {
+            band: {"href": a.href, **fingerprint(source_location(a.href, recipe))}
+            for band, a in sorted(scene.assets.items())
+        },
+    }
+
+
+def label_entries(config: RunConfig) -> list[dict[str, Any]]:
+    """Every label product: CORINE, Dynamic World (mosaics and per-scene), WorldCover."""
+    labels = config.labels
+    products = [(p.href, p.value_type) for p in (*labels.corine, *labels.dynamic_world)]
+    products += [(p.href, p.value_type) for p in labels.worldcover]
+    products += [(href, "dw-scene") for href, _ in labels.dynamic_world_scenes]
+    return [{"href": h, "value_type": kind, **fingerprint(h)} for h, kind in products]
+
+
+def event_entries(config: RunConfig) -> list[dict[str, Any]]:
+    """Every crisis event source (EMS products, GDACS feeds, user event files) and its files;
+    a refresh treats a new source, or one whose files changed, as new events."""
+    sources = [("ems", e.observed_event, e.metadata) for e in config.labels.ems]
+    sources += [("gdacs", g.href, None) for g in config.labels.gdacs]
+    sources += [("user", u.path, None) for u in config.labels.user_events]
+    return [_event_entry(kind, href, meta) for kind, href, meta in sources]
+
+
+def _event_entry(kind: str, href: str, metadata: str | None) -> dict[str, Any]:
+    files = shapefile_parts(href) + ([metadata] if metadata else [])
+    return {
+        "kind": kind,
+        "href": href,
+        "metadata": metadata,
+        "files": {f: fingerprint(f) for f in files},
+    }
+
+
+def shapefile_parts(href: str) -> list[str]:
+    """A shapefile's component files (the format defines them); other vectors are one file."""
+    if "://" in href or not href.lower().endswith(".shp"):
+        return [href]
+    stem = Path(href).with_suffix("")
+    return [str(stem.with_suffix(s)) for s in SHAPEFILE_PARTS if stem.with_suffix(s).exists()]
+
+
+def source_location(href: str, recipe: Mapping[str, Any]) -> str:
+    """Where an asset href of the source is read from: a URL or an absolute local path."""
+    if "://" in href or href.startswith("/"):
+        return href
+    source = recipe["source"]
+    base = str(source["asset_base"])
+    if base == "serve":
+        return str(Path(source["items"]).parent / href)
+    return base.rstrip("/") + "/" + href if "://" in base else str(Path(base) / href)
+
+
+def fingerprint(location: str) -> dict[str, Any]:
+    """sha256 and size of a local file; ETag and size of a remote one (HEAD request)."""
+    if location.startswith(("http://", "https://")):
+        return _remote_fingerprint(location)
+    path = Path(location.removeprefix("file://"))
+    if not path.is_file():
+        return {"missing": True}
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
+def _remote_fingerprint(url: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            headers = response.headers
+    except (urllib.error.URLError, TimeoutError) as exc:
+        return {"unreachable": str(exc)}
+    size = headers.get("Content-Length")
+    return {
+        "etag": headers.get("ETag"),
+        "size": int(size) if size is not None else None,
+        "last_modified": headers.get("Last-Modified"),
+    }
+
+
+def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:
+    """Every file of the corpus proper (not work/, versions/, the lock or the datasheet)."""
+    for entry in (*BASE_OUTPUTS, *view_outputs(tuple(views))):
+        path = corpus / entry.rstrip("/")
+        if entry.endswith("/"):
+            if path.is_dir():
+                yield from sorted(
+                    p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                )
+        elif path.is_file():
+            yield path
+
+
+def output_checksums(corpus: Path, views: Sequence[str]) -> dict[str, str]:
+    return {
+        p.relative_to(corpus).as_posix(): fingerprint(str(p))["sha256"]
+        for p in output_files(corpus, views)
+    }
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOCK_FILE
+    if not path.is_file():
+        raise CorpusError(
+            f"lock file {path} does not exist; a corpus built by `clm build` has corpus.lock "
+            "at its top level"
+        )
+    try:
+        lock = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path} is not JSON ({exc}); pass the corpus.lock of a corpus") from exc
+    validate(lock, SCHEMA, f"lock file {path}")
+    return dict(lock)
+
+
+def config_from_lock(lock: Mapping[str, Any], out: Path) -> RunConfig:
+    """The run config recorded in ``lock``, writing to ``out``; checked against its digest."""
+    recipe = dict(lock["recipe"])
+    recipe["output"] = {**recipe["output"], "dir": str(Path(out).resolve())}
+    config: RunConfig = from_plain(RunConfig, recipe)
+    if config.digest() != lock["config_digest"]:
+        raise CorpusError(
+            f"the recipe in the lock does not reproduce its config digest {lock['config_digest']} "
+            f"(got {config.digest()}); the lock was written by crisislandmark "
+            f"{lock['software']['version']}: rebuild with that version"
+        )
+    return config
+
+
+def from_plain(kind: Any, value: Any) -> Any:
+    """Rebuild a typed value (dataclasses, tuples, datetimes, paths) from its JSON form,
+    the inverse of ``RunConfig.to_dict`` guided by the type hints."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if value is None or kind is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return from_plain(options[0], value) if len(options) == 1 else value
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        hints = typing.get_type_hints(kind)
+        names = [f.name for f in dataclasses.fields(kind) if f.name in value]
+        return kind(**{name: from_plain(hints[name], value[name]) for name in names})
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], v) for v in value)
+        return tuple(from_plain(a, v) for a, v in zip(args, value, strict=True))
+    if origin is dict:
+        return {k: from_plain(args[1], v) for k, v in value.items()}
+    if origin is list:
+        return [from_plain(args[0], v) for v in value]
+    if kind is datetime:
+        return _parse_time(value)
+    return Path(value) if kind is Path else value
+
+
+# ---- checking ------------------------------------------------------------------------------
+
+
+def check_inputs(lock: Mapping[str, Any]) -> list[Drift]:
+    """Every locked asset, label product and event file whose fingerprint changed."""
+    drift = []
+    for item in lock["items"]:
+        for band, asset in item["assets"].items():
+            now = fingerprint(source_location(asset["href"], lock["recipe"]))
+            drift += _compare("asset", item["id"], f"{band} {asset['href']}", asset, now)
+    for label in lock["labels"]:
+        drift += _compare(
+            "label", label["href"], label["value_type"], label, fingerprint(label["href"])
+        )
+    for event in lock["events"]:
+        for name, locked in event["files"].items():
+            drift += _compare("event", event["href"], name, locked, fingerprint(name))
+    return drift
+
+
+def check_items(lock: Mapping[str, Any], found: Sequence[Scene]) -> list[Drift]:
+    """Locked items missing from the source, or whose normalized record changed."""
+    by_id = {s.item_id: s for s in found}
+    drift = []
+    for item in lock["items"]:
+        scene = by_id.get(item["id"])
+        if scene is None:
+            drift.append(Drift("item", item["id"], "record", "present", "missing upstream"))
+        elif record_digest(scene) != item["record_sha256"]:
+            drift.append(
+                Drift(
+                    "item",
+                    item["id"],
+                    "record",
+                    item["record_sha256"][:12],
+                    record_digest(scene)[:12],
+                )
+            )
+    return drift
+
+
+def check_outputs(lock: Mapping[str, Any], corpus: Path) -> list[Drift]:
+    """Output files whose checksum differs from the lock, or that are missing or extra."""
+    views = lock["recipe"]["output"].get("views", ())
+    now = output_checksums(corpus, views)
+    locked = lock["outputs"]
+    drift = []
+    for name in sorted(set(locked) | set(now)):
+        expected, found = locked.get(name, "absent"), now.get(name, "absent")
+        if expected != found:
+            drift.append(Drift("output", name, "sha256", expected[:12], found[:12]))
+    return drift
+
+
+def _compare(
+    kind: str, subject: str, detail: str, locked: Mapping[str, Any], now: Mapping[str, Any]
+) -> list[Drift]:
+    keys = ("sha256", "size", "missing") if locked.get("sha256") else ("etag", "size", "missing")
+    if any(locked.get(key) != now.get(key) for key in keys):
+        return [Drift(kind, subject, detail, _short(locked), _short(now))]
+    return []
+
+
+def _short(fp: Mapping[str, Any]) -> str:
+    if fp.get("sha256"):
+        return f"sha256 {fp['sha256'][:12]} ({fp.get('size')} B)"
+    if fp.get("missing"):
+        return "missing"
+    if fp.get("unreachable"):
+        return f"unreachable ({fp['unreachable']})"
+    return f"etag {fp.get('etag')} ({fp.get('size')} B)"
+
+
+def format_drift(drift: Sequence[Drift], limit: int = 50) -> str:
+    lines = [d.describe() for d in drift[:limit]]
+    if len(drift) > limit:
+        lines.append(f"... and {len(drift) - limit} more")
+    return "\n".join(lines)

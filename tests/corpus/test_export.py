@@ -1,0 +1,35 @@
+"""`clm export`: one view of an existing corpus, the same bytes as the build wrote."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+
+
+@pytest.mark.parametrize("view", ["clm-hdf5", "webdataset", "stac"])
+def test_export_rewrites_a_view_identically(view, tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus, symlinks=True, ignore=shutil.ignore_patterns("work"))
+    target = {"clm-hdf5": "corpus.h5", "webdataset": "webdataset", "stac": "stac"}[view]
+    path = corpus / target
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    args = ["export", "--corpus", str(corpus), "--format", view, "--shard-size", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert check_outputs(read_lock(corpus / LOCK_FILE), corpus) == []
+
+
+def test_export_names_the_formats_on_a_typo(tiny_corpus):
+    result = CliRunner().invoke(app, ["export", "--corpus", str(tiny_corpus), "--format", "hdf5"])
+    assert result.exit_code == 2
+    assert "clm-hdf5" in result.output and "webdataset" in result.output
+
+
+def test_export_of_a_missing_corpus_says_how_to_build_it(tmp_path):
+    result = CliRunner().invoke(app, ["export", "--corpus", str(tmp_path), "--format", "stac"])
+    assert result.exit_code == 2 and "clm build" in result.output

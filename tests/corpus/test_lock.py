@@ -1,0 +1,101 @@
+"""corpus.lock: exact regeneration (`clm rebuild --lock`) and drift reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from pipeline.build import rebuild
+from pipeline.cli import app
+from pipeline.config import load_config
+from pipeline.corpus.lock import (
+    LOCK_FILE,
+    SourceDriftError,
+    check_inputs,
+    check_outputs,
+    config_from_lock,
+    read_lock,
+)
+from pipeline.schemas import schema_errors
+
+
+def test_lock_matches_its_schema_and_lists_inputs_and_outputs(tiny_corpus):
+    lock = json.loads((tiny_corpus / LOCK_FILE).read_text())
+    assert schema_errors(lock, "lock.v1.schema.json") == []
+    assert len(lock["items"]) == 8 and lock["watermark"]
+    for item in lock["items"]:
+        for asset in item["assets"].values():
+            assert len(asset["sha256"]) == 64 and asset["size"] > 0
+            assert not asset["href"].startswith("http"), "hrefs as the source has them"
+    assert lock["labels"] and lock["events"]
+    for name in ("metadata.parquet", "manifest.json", "corpus.h5", "stac/catalog.json"):
+        assert name in lock["outputs"]
+    assert any(name.startswith("shards/") for name in lock["outputs"])
+    assert any(name.startswith("webdataset/") for name in lock["outputs"])
+    assert check_inputs(lock) == [] and check_outputs(lock, tiny_corpus) == []
+
+
+def test_recipe_in_the_lock_gives_back_the_run_config(
+    tiny_corpus, tmp_path, run_config, tiny_archive
+):
+    original = load_config(
+        run_config(
+            tmp_path / "c.yaml",
+            tiny_archive,
+            tiny_corpus,
+            output={"dir": str(tiny_corpus), "shard_size": 8, "webdataset_shard_size": 8},
+        )
+    )
+    again = config_from_lock(read_lock(tiny_corpus / LOCK_FILE), tiny_corpus)
+    assert again == original
+
+
+def test_rebuild_from_the_lock_is_byte_identical(tiny_corpus, tmp_path):
+    out = tmp_path / "rebuilt"
+    result = CliRunner().invoke(
+        app, ["rebuild", "--lock", str(tiny_corpus / LOCK_FILE), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "every output matches" in result.output
+    assert (out / LOCK_FILE).read_bytes() == (tiny_corpus / LOCK_FILE).read_bytes()
+    lock = read_lock(out / LOCK_FILE)
+    for name in lock["outputs"]:
+        assert (out / name).read_bytes() == (tiny_corpus / name).read_bytes(), name
+
+
+def _tamper(cog) -> None:
+    """Rewrite a COG with changed pixels (same size, same profile)."""
+    with rasterio.open(cog) as src:
+        profile, data = src.profile, src.read()
+    data = np.where(data > 0, data + 1, data).astype(data.dtype)
+    with rasterio.open(cog, "w", **profile) as dst:
+        dst.write(data)
+
+
+def test_rebuild_reports_a_changed_source_asset_item_by_item(copy_archive, tmp_path, make_corpus):
+    archive = copy_archive()
+    corpus = make_corpus(archive, tmp_path / "corpus")
+    lock = read_lock(corpus / LOCK_FILE)
+    item = next(i for i in lock["items"] if i["collection"] == "sentinel-2-l2a")
+    _tamper(archive / item["assets"]["B04"]["href"])
+
+    with pytest.raises(SourceDriftError) as caught:
+        rebuild(corpus / LOCK_FILE, tmp_path / "rebuilt")
+    (drift,) = caught.value.drift
+    assert (drift.kind, drift.subject) == ("asset", item["id"])
+    assert "B04" in drift.detail and item["assets"]["B04"]["href"] in drift.detail
+    assert item["id"] in str(caught.value) and "--allow-drift" in str(caught.value)
+    assert not (tmp_path / "rebuilt" / "metadata.parquet").exists(), "nothing built on drift"
+
+    result = CliRunner().invoke(app, ["rebuild", "--lock", str(corpus / LOCK_FILE)])
+    assert result.exit_code == 2 and item["id"] in result.output
+
+    report = rebuild(corpus / LOCK_FILE, tmp_path / "anyway", allow_drift=True)
+    assert [d.subject for d in report.input_drift] == [item["id"]]
+    changed = {d.subject for d in report.output_drift}
+    assert "metadata.parquet" in changed and any(s.startswith("shards/s2-") for s in changed)
+    assert not any(s.startswith("shards/s1-") for s in changed), "S1 chips are unaffected"
