@@ -44,6 +44,7 @@ class ChipsConfig:
     max_nodata_fraction: float = 0.05
     max_cloud_fraction: float = 0.10
     workers: int = 1
+    on_error: str = "raise"  # a scene whose assets cannot be read: "raise" or "skip" (recorded)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 from collections import Counter
 from pathlib import Path
@@ -13,11 +14,14 @@ from tqdm import tqdm
 
 from pipeline.chips.extract import QualityRules, extract_scene
 from pipeline.chips.plan import PlannedChip, plan_scene
-from pipeline.config import RunConfig
+from pipeline.config import ChipsConfig, RunConfig
+from pipeline.errors import SourceError
 from pipeline.sources.assets import asset_resolver
 from pipeline.sources.base import Scene
 from pipeline.sources.select import read_scenes
-from pipeline.storage import atomic_path
+from pipeline.storage import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
@@ -26,8 +30,10 @@ def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     plans = {s.item_id: plan_scene(s, config.search.bbox) for s in scenes}
     rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
     chip_dir = work / "chips"
+    failed: dict[str, str] = {}
     with asset_resolver(config.source.asset_base, config.source.items.parent) as resolve:
-        rows = _run(scenes, plans, rules, chip_dir, resolve, config.chips.workers)
+        rows = _run(scenes, plans, rules, chip_dir, resolve, config.chips, failed)
+    write_json_atomic(failed_scenes_path(work), failed)
     out = work / "chips.parquet"
     with atomic_path(out) as tmp:
         pd.DataFrame(rows).sort_values("key").to_parquet(tmp, index=False)
@@ -40,24 +46,43 @@ def _run(
     rules: QualityRules,
     chip_dir: Path,
     resolve: Any,
-    workers: int,
+    chips: ChipsConfig,
+    failed: dict[str, str],
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     kept: Counter[str] = Counter()
     bar = tqdm(total=len(scenes), unit="scene", desc="chips", mininterval=1.0)
-    with _executor(workers) as pool:
-        futures = [
-            pool.submit(extract_scene, s, plans[s.item_id], rules, chip_dir, resolve)
+    with _executor(chips.workers) as pool:
+        futures = {
+            s.item_id: pool.submit(extract_scene, s, plans[s.item_id], rules, chip_dir, resolve)
             for s in scenes
-        ]
-        for future in futures:
-            scene_rows = future.result()
+        }
+        for item_id, future in futures.items():
+            scene_rows = _result(item_id, future, chips.on_error, failed)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.set_postfix({"kept_s1": kept["s1"], "kept_s2": kept["s2"], "seen": len(rows)})
             bar.update()
     bar.close()
     return rows
+
+
+def failed_scenes_path(work: Path) -> Path:
+    return work / "failed_scenes.json"
+
+
+def _result(
+    item_id: str, future: cf.Future, on_error: str, failed: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A scene's chip rows; an unreadable scene raises, or with ``on_error: skip`` is recorded."""
+    try:
+        return list(future.result())
+    except SourceError as exc:
+        if on_error != "skip":
+            raise
+        failed[item_id] = str(exc)
+        log.warning("skipped scene %s: %s", item_id, exc)
+        return []
 
 
 def _executor(workers: int) -> cf.Executor:

@@ -31,6 +31,7 @@ def summarize(corpus: Path) -> dict[str, Any]:
         "labels": _label_table(meta),
         "rejected": {s: v["rejected"] for s, v in manifest["chips"].items()},
         "scenes": manifest["scenes"],
+        "failed_scenes": manifest.get("failed_scenes", {}),
         "config_digest": manifest["config_digest"],
         "shards": len(manifest["shards"]),
         "views": manifest.get("views", []),
@@ -56,6 +57,11 @@ def _label_table(meta: pd.DataFrame) -> dict[str, dict[str, int]]:
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"Corpus: {summary['corpus']}  (config {summary['config_digest']})"]
     lines.append("Scenes: " + ", ".join(f"{k} {v}" for k, v in summary["scenes"].items()))
+    failed = summary.get("failed_scenes") or {}
+    if failed:
+        lines.append(
+            f"INCOMPLETE: {len(failed)} unreadable scene(s) skipped: " + ", ".join(sorted(failed))
+        )
     lines.append("Chips:  " + ", ".join(f"{k.upper()} {v}" for k, v in summary["chips"].items()))
     lines.append("Splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     for sensor, reasons in summary["rejected"].items():

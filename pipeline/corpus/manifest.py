@@ -48,6 +48,7 @@ def build_manifest(
         "config": _recipe(config),
         "archive": _archive_summary(config.archive),
         "scenes": _scene_counts(chips),
+        **_failures(chips_index.parent / "failed_scenes.json"),
         "chips": _chip_counts(chips),
         "labels": _label_counts(records),
         "splits": dict(sorted(Counter(split.values()).items())),
@@ -71,6 +72,12 @@ def _recipe(config: RunConfig) -> dict[str, Any]:
     recipe = config.to_dict()
     recipe["output"].pop("dir", None)
     return recipe
+
+
+def _failures(path: Path) -> dict[str, Any]:
+    """Scenes skipped as unreadable (``chips.on_error: skip``): the corpus is then incomplete."""
+    failed = json.loads(path.read_text()) if path.exists() else {}
+    return {"complete": not failed, "failed_scenes": dict(sorted(failed.items()))}
 
 
 def _archive_summary(archive: Path | None) -> dict[str, Any] | None:
