@@ -49,6 +49,7 @@ def build_manifest(
         "archive": _archive_summary(config.archive),
         "scenes": _scene_counts(chips),
         **_failures(chips_index.parent / "failed_scenes.json"),
+        "label_warnings": _json_or_empty(chips_index.parent / "label_warnings.json"),
         "chips": _chip_counts(chips),
         "labels": _label_counts(records),
         "splits": dict(sorted(Counter(split.values()).items())),
@@ -72,6 +73,10 @@ def _recipe(config: RunConfig) -> dict[str, Any]:
     recipe = config.to_dict()
     recipe["output"].pop("dir", None)
     return recipe
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 def _failures(path: Path) -> dict[str, Any]:
