@@ -32,6 +32,15 @@ demo: $(STAMP)
 	@echo "== DAG run succeeded"
 	@$(BIN)/clm inspect $(DEMO)/corpus
 	@echo "Outputs: $(DEMO)/archive (scenes, STAC, labels, events), $(DEMO)/corpus (shards/, metadata.parquet, records.jsonl, manifest.json)"
+	@echo "== training CLOSP (closp-tiny-cnn, CPU, a few minutes) through the clm_train_closp DAG (log: demo-output/airflow/train-dag.log)"
+	@$(AIRFLOW_ENV) $(BIN)/airflow dags test clm_train_closp \
+		-c '{"corpus": "$(DEMO)/corpus", "run_dir": "$(DEMO)/model/closp-tiny-cnn"}' \
+		> $(DEMO)/airflow/train-dag.log 2>&1 \
+		|| (tail -n 60 $(DEMO)/airflow/train-dag.log; exit 1)
+	@grep -q "state=success" $(DEMO)/airflow/train-dag.log || (tail -n 60 $(DEMO)/airflow/train-dag.log; exit 1)
+	@$(BIN)/clm evaluate --run $(DEMO)/model/closp-tiny-cnn --show
+	@echo "== example search"
+	@$(BIN)/clm search "flooded farmland near a river" --run $(DEMO)/model/closp-tiny-cnn -k 10
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

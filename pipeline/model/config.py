@@ -18,6 +18,7 @@ from pipeline.model.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BACKBONES = ("tiny_cnn", "resnet50", "vit_small_patch16_224")
 POOLINGS = ("mean", "cls")
+TEXT_PROJECTIONS = ("auto", "linear")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TextEncoderConfig:
     pooling: str = "mean"
     max_length: int = 64
     freeze: bool = True
+    projection: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,11 @@ def _check_values(config: ModelConfig, source: str) -> None:
     if config.text.pooling not in POOLINGS:
         raise ConfigError(
             f"{source}: text.pooling {config.text.pooling!r} is unknown; use one of {POOLINGS}"
+        )
+    if config.text.projection not in TEXT_PROJECTIONS:
+        raise ConfigError(
+            f"{source}: text.projection {config.text.projection!r} is unknown; "
+            f"use one of {TEXT_PROJECTIONS}"
         )
     if config.s1_normalisation not in ("none", "ssl4eo"):
         raise ConfigError(f"{source}: s1_normalisation must be 'none' or 'ssl4eo'")

@@ -13,7 +13,7 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from torch import nn
 from pipeline.model.config import TextEncoderConfig
 from pipeline.model.errors import ConfigError, ModelInputError
 
+CACHE_SIZE = 200_000
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -81,14 +82,15 @@ class TextEncoder(nn.Module):
         self.embed_dim = embed_dim
         self.max_length = config.max_length
         width = int(transformer.config.hidden_size)
-        self.projection: nn.Module = (
-            nn.Identity() if width == embed_dim else nn.Linear(width, embed_dim)
-        )
+        self.projection = build_projection(width, embed_dim, config.projection)
         self.frozen = False
+        self.cache: dict[str, torch.Tensor] = {}
+        self.register_load_state_dict_post_hook(_clear_cache)
         self.set_frozen(config.freeze)
 
     def set_frozen(self, freeze: bool) -> None:
         self.frozen = freeze
+        self.cache.clear()
         self.transformer.requires_grad_(not freeze)
         if freeze:
             self.transformer.eval()
@@ -103,11 +105,13 @@ class TextEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
-    def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+    def tokenize(
+        self, captions: Sequence[str], pad_to_max: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Padded, truncated token ids and attention mask for a batch of captions."""
         batch = self.tokenizer(
             check_captions(captions),
-            padding=True,
+            padding="max_length" if pad_to_max else True,
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",
@@ -117,10 +121,60 @@ class TextEncoder(nn.Module):
     def forward(self, captions: Sequence[str]) -> torch.Tensor:
         if not check_captions(captions):
             return torch.zeros(0, self.embed_dim, device=self.device)
-        tokens = {k: v.to(self.device) for k, v in self.tokenize(captions).items()}
+        pooled = self.cached_features(captions) if self.frozen else self.features(captions)
+        return F.normalize(self.projection(pooled).float(), dim=-1)
+
+    def features(self, captions: Sequence[str], pad_to_max: bool = False) -> torch.Tensor:
+        """Pooled transformer states (N, width), before the projection."""
+        tokens = {k: v.to(self.device) for k, v in self.tokenize(captions, pad_to_max).items()}
         hidden = self.transformer(**tokens).last_hidden_state
         if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            pooled = mean_pool(hidden, tokens["attention_mask"])
-        return F.normalize(self.projection(pooled).float(), dim=-1)
+            return hidden[:, 0]
+        return mean_pool(hidden, tokens["attention_mask"])
+
+    @torch.no_grad()
+    def cached_features(self, captions: Sequence[str]) -> torch.Tensor:
+        """``features`` of a frozen transformer, memoised per caption.
+
+        A caption not in the cache is encoded on its own, padded to ``max_length``, so its
+        features never depend on the batch it first appeared in (training resumed from a
+        checkpoint stays bit-identical). Training fills the cache up front (``warm_cache``).
+        """
+        if len(self.cache) > CACHE_SIZE:
+            self.cache.clear()
+        for caption in dict.fromkeys(captions):
+            if caption not in self.cache:
+                self.cache[caption] = self.features([caption], pad_to_max=True)[0].float().cpu()
+        return torch.stack([self.cache[c] for c in captions]).to(self.device)
+
+    @torch.no_grad()
+    def warm_cache(self, captions: Sequence[str], batch_size: int = 32) -> int:
+        """Encode ``captions`` into the cache in fixed-shape batches (sorted, padded with
+        empty strings): the same caption set always gives the same features, whatever
+        order training meets them in. Returns how many were encoded."""
+        if not self.frozen:
+            return 0
+        missing = sorted(set(captions) - set(self.cache))
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            padded = chunk + [""] * (batch_size - len(chunk))
+            features = self.features(padded, pad_to_max=True).float().cpu()
+            self.cache.update(zip(chunk, features[: len(chunk)], strict=True))
+        return len(missing)
+
+
+def _clear_cache(module: nn.Module, _incompatible: object) -> None:
+    cast(TextEncoder, module).cache.clear()  # loaded weights may differ from the cached ones
+
+
+def build_projection(width: int, embed_dim: int, kind: str) -> nn.Module:
+    """``auto``: identity when the widths match, else linear; ``linear``: a trainable layer
+    initialised to the identity when square (training starts from the pretrained space)."""
+    if kind == "auto" and width == embed_dim:
+        return nn.Identity()
+    layer = nn.Linear(width, embed_dim)
+    if width == embed_dim:
+        with torch.no_grad():
+            layer.weight.copy_(torch.eye(width))
+            layer.bias.zero_()
+    return layer
