@@ -15,10 +15,10 @@ from tqdm import tqdm
 from pipeline.captions.record import build_record
 from pipeline.chips.grid import ChipGeometry
 from pipeline.config import RunConfig
+from pipeline.labels import warnings as label_warnings
 from pipeline.labels.annotate import Annotator
 from pipeline.labels.gazetteer import nearest_places
 from pipeline.sources.base import SENSOR_BANDS
-from pipeline.labels import warnings as label_warnings
 from pipeline.storage import atomic_path, write_json_atomic
 
 

@@ -46,7 +46,9 @@ def contact_sheet(
     for i, (rgb, caption) in enumerate(tiles):
         x = pad + (i % columns) * (tile_px + pad)
         y = (i // columns) * cell_h + pad
-        sheet.paste(Image.fromarray(rgb).resize((tile_px, tile_px), Image.Resampling.NEAREST), (x, y))
+        sheet.paste(
+            Image.fromarray(rgb).resize((tile_px, tile_px), Image.Resampling.NEAREST), (x, y)
+        )
         lines = textwrap.wrap(caption, width=tile_px // 6)[:text_lines]
         for j, line in enumerate(lines):
             draw.text((x, y + tile_px + 2 + j * line_h), line, fill="black", font=font)

@@ -31,7 +31,10 @@ def _pick(records: list[dict]) -> list[dict]:
 def test_golden_records(tiny_archive, tmp_path, run_config):
     config = load_config(run_config(tmp_path / "run.yaml", tiny_archive, tmp_path / "corpus"))
     build(config)
-    records = [json.loads(line) for line in (tmp_path / "corpus" / "records.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "corpus" / "records.jsonl").read_text().splitlines()
+    ]
     got = _pick(records)
     if os.environ.get("CLM_UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)

@@ -80,6 +80,7 @@ def test_default_run_dir_is_beside_the_corpus(tmp_path):
     assert options.run_dir == (tmp_path / "model" / "closp-tiny-cnn-s1-seed0").resolve()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy store
 def test_metrics_go_to_mlflow(tiny_corpus, tmp_path, train_argv):
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -98,7 +99,7 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tmp_path, train_argv):
     run = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run",
-        "--nproc-per-node", "2", "--master-port", "29533", "-m", "pipeline.model.train",
+        "--standalone", "--nproc-per-node", "2", "-m", "pipeline.model.train",
         *train_argv(tiny_corpus, run, "--epochs", "1", "--batch-size", "2", "--threads", "1"),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -106,3 +107,11 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tmp_path, train_argv):
     metrics = json.loads((run / METRICS).read_text())["train"]
     assert metrics["world_size"] == 2
     assert json.loads((run / TRAIN_CONFIG).read_text())["fingerprint"]["world_size"] == 2
+
+
+def test_geoclosp_trains_with_chip_locations(tiny_corpus, tmp_path, train_argv):
+    run = tmp_path / "geo"
+    argv = train_argv(tiny_corpus, run, "--model-config", "geoclosp-tiny-cnn", "--epochs", "1")
+    assert main(argv) == 0
+    final = json.loads((run / METRICS).read_text())["train"]["final"]
+    assert final["loss_geo"] > 0
