@@ -12,11 +12,19 @@ import jsonschema
 
 from pipeline.errors import SchemaError
 
+SCHEMAS_ENV = "CLM_SCHEMAS_DIR"
+
 
 def schemas_dir() -> Path:
-    """The ``schemas/`` directory (overridable with ``CLM_SCHEMAS_DIR``)."""
-    override = os.environ.get("CLM_SCHEMAS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1] / "schemas"
+    """The ``schemas/`` directory: ``$CLM_SCHEMAS_DIR`` or the one next to the package."""
+    override = os.environ.get(SCHEMAS_ENV)
+    path = Path(override) if override else Path(__file__).resolve().parents[1] / "schemas"
+    if not path.is_dir():
+        raise SchemaError(
+            f"schemas directory {path} does not exist; set {SCHEMAS_ENV} to the project's "
+            "schemas/ folder or reinstall the project from a source checkout"
+        )
+    return path
 
 
 @functools.cache

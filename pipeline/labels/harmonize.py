@@ -14,11 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-import jsonschema
-
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.labels.base import ClassFractions
-from pipeline.labels.taxonomy import REFERENCE_LABELS, clc_by_code, clc_by_name, schemas_dir
+from pipeline.labels.taxonomy import REFERENCE_LABELS, clc_by_code, clc_by_name
+from pipeline.schemas import schemas_dir, validate
 
 _VERSIONED = re.compile(r"^(?P<stem>[a-z0-9_]+)\.v(?P<major>[0-9]+)$")
 
@@ -59,20 +58,8 @@ def _mapping_path(name: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _mapping_schema(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _validate(doc: dict, path: Path) -> None:
-    schema = _mapping_schema(schemas_dir() / "mappings" / "mapping.schema.json")
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=str)
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-        raise SchemaError(
-            f"mapping file {path} does not match mapping.schema.json at {where}: "
-            f"{errors[0].message}; fix the file"
-        )
+    validate(doc, "mappings/mapping.schema.json", f"mapping file {path}")
     major = _VERSIONED.match(path.stem)
     if major and doc["version"].split(".")[0] != major["major"]:
         raise SchemaError(

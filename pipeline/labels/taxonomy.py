@@ -5,14 +5,15 @@ The tables live in ``schemas/taxonomy/`` (next to the package, or ``$CLM_SCHEMAS
 
 from __future__ import annotations
 
-import csv
-import os
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ConfigError, SourceError
+from pipeline.schemas import schemas_dir
 
 REFERENCE_LABELS: tuple[str, ...] = (
     "water",
@@ -34,7 +35,6 @@ CRISIS_LABELS: dict[str, str] = {
     "earthquake": "earthquake damage",
     "wildfire": "burned area",
 }
-SCHEMAS_ENV = "CLM_SCHEMAS_DIR"
 
 
 @dataclass(frozen=True)
@@ -67,57 +67,53 @@ class DwClass:
         return self.name.replace("_", " ")
 
 
-def schemas_dir() -> Path:
-    """The ``schemas/`` directory: ``$CLM_SCHEMAS_DIR`` or the one next to the package."""
-    override = os.environ.get(SCHEMAS_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "schemas"
-    if not path.is_dir():
-        raise ConfigError(
-            f"schemas directory {path} does not exist; set {SCHEMAS_ENV} to the project's "
-            "schemas/ folder or reinstall the project from a source checkout"
-        )
-    return path
+def taxonomy_classes(name: str) -> list[dict[str, Any]]:
+    """The ``classes`` of ``schemas/taxonomy/<name>.json``."""
+    return list(_read_taxonomy(schemas_dir() / "taxonomy" / f"{name}.json"))
 
 
-def _read_table(path: Path) -> list[dict[str, str]]:
+@lru_cache(maxsize=8)
+def _read_taxonomy(path: Path) -> tuple[dict[str, Any], ...]:
     if not path.is_file():
-        raise ConfigError(f"taxonomy table {path} is missing; restore it from the repository")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        raise ConfigError(f"taxonomy file {path} is missing; restore it from the repository")
+    return tuple(json.loads(path.read_text(encoding="utf-8"))["classes"])
 
 
-@lru_cache(maxsize=4)
-def _load_clc(path: Path) -> tuple[ClcClass, ...]:
+@lru_cache(maxsize=1)
+def _load_clc() -> tuple[ClcClass, ...]:
     return tuple(
         ClcClass(
-            grid_code=int(row["grid_code"]),
-            code=int(row["clc_code"]),
-            level1_code=int(row["level1_code"]),
-            level1_name=row["level1"],
-            level2_code=int(row["level2_code"]),
-            level2_name=row["level2"],
-            name=row["level3"],
-            hex=row["hex"],
-            ben43=row["bigearthnet43_name"],
-            ben19=row["bigearthnet19"],
+            grid_code=row["grid_code"],
+            code=row["code"],
+            level1_code=row["level1"]["code"],
+            level1_name=row["level1"]["name"],
+            level2_code=row["level2"]["code"],
+            level2_name=row["level2"]["name"],
+            name=row["name"],
+            hex=row["colour"],
+            ben43=row["bigearthnet43"] or "",
+            ben19=row["bigearthnet19"] or "",
         )
-        for row in _read_table(path)
+        for row in taxonomy_classes("corine_land_cover")
     )
 
 
-@lru_cache(maxsize=4)
-def _load_dw(path: Path) -> tuple[DwClass, ...]:
-    return tuple(DwClass(int(row["value"]), row["name"], row["hex"]) for row in _read_table(path))
+@lru_cache(maxsize=1)
+def _load_dw() -> tuple[DwClass, ...]:
+    return tuple(
+        DwClass(row["value"], row["name"], row["colour"])
+        for row in taxonomy_classes("dynamic_world")
+    )
 
 
 def clc_classes() -> tuple[ClcClass, ...]:
     """The 44 CORINE level-3 classes in nomenclature order."""
-    return _load_clc(schemas_dir() / "taxonomy" / "clc_nomenclature.csv")
+    return _load_clc()
 
 
 def dynamic_world_classes() -> tuple[DwClass, ...]:
     """The 9 Dynamic World classes in label-band order."""
-    return _load_dw(schemas_dir() / "taxonomy" / "dynamic_world.csv")
+    return _load_dw()
 
 
 def clc_by_code(code: int) -> ClcClass:
@@ -158,6 +154,6 @@ def clc_by_name(name: str) -> ClcClass:
     if cls is None:
         raise SourceError(
             f"unknown CORINE class name {name!r}: use an EEA level-3 or BigEarthNet-43 name "
-            "from schemas/taxonomy/clc_nomenclature.csv"
+            "from schemas/taxonomy/corine_land_cover.json"
         )
     return cls

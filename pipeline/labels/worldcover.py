@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.labels.base import ClassFractions
 from pipeline.labels.raster_fractions import fractions_from_raster
-from pipeline.labels.taxonomy import schemas_dir
+from pipeline.labels.taxonomy import taxonomy_classes
 
 
 @lru_cache(maxsize=1)
 def worldcover_values() -> tuple[int, ...]:
-    with (schemas_dir() / "taxonomy" / "esa_worldcover_v200.csv").open() as fh:
-        return tuple(int(row["value"]) for row in csv.DictReader(fh))
+    return tuple(row["value"] for row in taxonomy_classes("esa_worldcover"))
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ def test_nomenclature_lookups() -> None:
 
 def test_schemas_dir_env_override(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CLM_SCHEMAS_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(ConfigError, match="CLM_SCHEMAS_DIR"):
+    with pytest.raises(SchemaError, match="CLM_SCHEMAS_DIR"):
         taxonomy.schemas_dir()
     monkeypatch.setenv("CLM_SCHEMAS_DIR", str(SCHEMAS))
     assert harmonize.schemas_dir() == SCHEMAS
