@@ -15,12 +15,9 @@ from airflow.sdk import Param, dag, task
 
 
 def _config(params: dict):  # type: ignore[no-untyped-def]
-    """The run config (its event lists and archive are re-read: that is what brings new events)."""
-    from pipeline.config import load_config
+    from pipeline.config import config_from_params
 
-    return load_config(
-        params["config"], archive=params.get("archive") or None, out=params.get("out") or None
-    )
+    return config_from_params(params)
 
 
 @dag(

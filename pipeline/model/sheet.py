@@ -1,7 +1,7 @@
 """Contact sheets of search hits: one tile per chip with its rank, sensor and score.
 
 S2 tiles are true colour (B04, B03, B02); S1 tiles are a false colour with VV as red, VH
-as green and VV - VH (dB) as blue. Each channel gets a 2-98 percentile stretch per chip.
+as green and VV - VH (dB) as blue, with fixed ranges (`pipeline.corpus.preview`) so tiles compare.
 """
 
 from __future__ import annotations
@@ -14,32 +14,17 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.corpus.preview import chip_rgb
 from pipeline.errors import CorpusError
 from pipeline.model.search import Hit
 from pipeline.storage import atomic_path
 
-S2_RGB = (3, 2, 1)  # B04, B03, B02 in the corpus band order
 TILE, LABEL, COLUMNS, MARGIN = 120, 28, 5, 6
 
 
-def stretch(channel: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
-    """Percentile stretch of one channel to 0..255 (NaN -> 0)."""
-    values = np.nan_to_num(
-        channel.astype(np.float64), nan=np.nanmin(channel) if np.isfinite(channel).any() else 0.0
-    )
-    lo, hi = np.percentile(values, [low, high])
-    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-
-
 def render_chip(image: np.ndarray, sensor: str) -> Image.Image:
-    """A corpus chip (C, H, W) as an RGB picture."""
-    if sensor == "s2":
-        channels = [image[i] for i in S2_RGB]
-    else:
-        vv, vh = image[0], image[1]
-        channels = [vv, vh, vv - vh]
-    return Image.fromarray(np.stack([stretch(c) for c in channels], axis=-1), mode="RGB")
+    """A corpus chip (C, H, W) as an RGB picture (the corpus preview rendering)."""
+    return Image.fromarray(chip_rgb(image, sensor), mode="RGB")
 
 
 def read_chips(corpus_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,18 +35,3 @@ def test_refresh_dag_wires_plan_then_stages(dagbag):
     assert dag.get_task("captions").upstream_task_ids == {"chips"}
     assert dag.get_task("corpus").upstream_task_ids == {"chips", "captions"}
     assert dag.get_task("datasheet").upstream_task_ids == {"corpus"}
-
-
-def test_refresh_dag_import_is_light():
-    code = (
-        "import runpy, sys; runpy.run_path(sys.argv[1]); "
-        "heavy = [m for m in ('rasterio', 'h5py', 'torch', 'geopandas', 'pipeline.build') "
-        "if m in sys.modules]; print(','.join(heavy))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(DAGS / "clm_archive_refresh.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == ""

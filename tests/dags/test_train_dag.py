@@ -46,16 +46,3 @@ def test_train_params_become_clm_train_options():
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert out.stdout.split() == ["('s1',)", "3", "8", "1", "/r"]
-
-
-def test_train_dag_import_is_light():
-    code = (
-        "import runpy, sys; runpy.run_path(sys.argv[1]); "
-        "heavy = [m for m in ('torch', 'faiss', 'ranx', 'mlflow', 'h5py', 'pipeline.model') "
-        "if m in sys.modules]; print(','.join(heavy))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(DAGS / "clm_train_closp.py")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert out.stdout.strip() == ""
