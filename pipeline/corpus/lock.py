@@ -15,8 +15,6 @@ import hashlib
 import json
 import types
 import typing
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +27,7 @@ from pipeline.corpus.manifest import view_outputs
 from pipeline.errors import CorpusError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.base import Scene
+from pipeline.sources.fingerprint import fingerprint
 from pipeline.sources.select import read_scenes
 from pipeline.storage import write_json_atomic
 
@@ -36,7 +35,6 @@ LOCK_FILE = "corpus.lock"
 SCHEMA = "lock.v1.schema.json"
 BASE_OUTPUTS = ("manifest.json", "metadata.parquet", "records.jsonl", "sources.parquet", "shards/")
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -174,35 +172,6 @@ def source_location(href: str, recipe: Mapping[str, Any]) -> str:
     if base == "serve":
         return str(Path(source["items"]).parent / href)
     return base.rstrip("/") + "/" + href if "://" in base else str(Path(base) / href)
-
-
-def fingerprint(location: str) -> dict[str, Any]:
-    """sha256 and size of a local file; ETag and size of a remote one (HEAD request)."""
-    if location.startswith(("http://", "https://")):
-        return _remote_fingerprint(location)
-    path = Path(location.removeprefix("file://"))
-    if not path.is_file():
-        return {"missing": True}
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
-
-
-def _remote_fingerprint(url: str) -> dict[str, Any]:
-    request = urllib.request.Request(url, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            headers = response.headers
-    except (urllib.error.URLError, TimeoutError) as exc:
-        return {"unreachable": str(exc)}
-    size = headers.get("Content-Length")
-    return {
-        "etag": headers.get("ETag"),
-        "size": int(size) if size is not None else None,
-        "last_modified": headers.get("Last-Modified"),
-    }
 
 
 def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:
