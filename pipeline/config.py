@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, SchemaError
+from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.base import SearchQuery
 from pipeline.sources.selection import SelectionRules, parse_selection
@@ -69,8 +69,14 @@ class UserEventsConfig:
 
 @dataclass(frozen=True)
 class EmsProduct:
+    """One EMS rapid-mapping product. Its event date comes from ``event_date`` (ISO date or
+    datetime, UTC), else the activation ``metadata`` JSON, else the product's ``source_table``
+    (the earliest post-event image it cites); resolved when the config is loaded."""
+
     observed_event: str
     metadata: str | None = None
+    source_table: str | None = None
+    event_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
         selection=parse_selection(raw.get("selection", {}), archive_meta, str(path)),
     )
     _check_files_exist(config, path)
+    _check_ems_dates(config, path)
     return config
 
 
@@ -322,7 +329,9 @@ def _href(base: Path, href: str) -> str:
 
 def _resolve_ems(base: Path, product: EmsProduct) -> EmsProduct:
     meta = str(_resolve(base, product.metadata)) if product.metadata else None
-    return EmsProduct(str(_resolve(base, product.observed_event)), meta)
+    table = str(_resolve(base, product.source_table)) if product.source_table else None
+    when = str(product.event_date) if product.event_date is not None else None
+    return EmsProduct(str(_resolve(base, product.observed_event)), meta, table, when)
 
 
 def _ems_from_archive(root: Path, event: dict[str, Any]) -> EmsProduct:
@@ -343,6 +352,19 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
     )
 
 
+def _check_ems_dates(config: RunConfig, path: Path) -> None:
+    """Every EMS product has a resolvable event date before any raster work starts."""
+    from pipeline.labels.crisis_ems import ems_event_date
+
+    for product in config.labels.ems:
+        try:
+            ems_event_date(product)
+        except (SourceError, ConfigError) as exc:
+            raise ConfigError(
+                f"{path}: labels.crisis.ems product {Path(product.observed_event).name}: {exc}"
+            ) from exc
+
+
 def _check_files_exist(config: RunConfig, path: Path) -> None:
     missing = [str(config.source.items)] if not config.source.items.exists() else []
     if config.source.kind != "geoparquet":
@@ -351,6 +373,7 @@ def _check_files_exist(config: RunConfig, path: Path) -> None:
     local = [r.href for r in (*labels.corine, *labels.dynamic_world, *labels.worldcover)]
     local += [e.observed_event for e in config.labels.ems]
     local += [e.metadata for e in config.labels.ems if e.metadata]
+    local += [e.source_table for e in config.labels.ems if e.source_table]
     missing += [h for h in local if "://" not in h and not Path(h).exists()]
     if missing:
         raise ConfigError(

@@ -139,14 +139,17 @@ def label_entries(config: RunConfig) -> list[dict[str, Any]]:
 def event_entries(config: RunConfig) -> list[dict[str, Any]]:
     """Every crisis event source (EMS products, GDACS feeds, user event files) and its files;
     a refresh treats a new source, or one whose files changed, as new events."""
-    sources = [("ems", e.observed_event, e.metadata) for e in config.labels.ems]
-    sources += [("gdacs", g.href, None) for g in config.labels.gdacs]
-    sources += [("user", u.path, None) for u in config.labels.user_events]
-    return [_event_entry(kind, href, meta) for kind, href, meta in sources]
+    sources = [("ems", e.observed_event, e.metadata, e.source_table) for e in config.labels.ems]
+    sources += [("gdacs", g.href, None, None) for g in config.labels.gdacs]
+    sources += [("user", u.path, None, None) for u in config.labels.user_events]
+    return [_event_entry(kind, href, meta, table) for kind, href, meta, table in sources]
 
 
-def _event_entry(kind: str, href: str, metadata: str | None) -> dict[str, Any]:
+def _event_entry(
+    kind: str, href: str, metadata: str | None, source_table: str | None = None
+) -> dict[str, Any]:
     files = shapefile_parts(href) + ([metadata] if metadata else [])
+    files += shapefile_parts(source_table) if source_table else []
     return {
         "kind": kind,
         "href": href,
