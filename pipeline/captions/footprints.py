@@ -192,9 +192,9 @@ def _snap_lonlat(geoms: np.ndarray, crs: CRS, where: str, epsg: int | None) -> l
     missing = [i for i in range(len(geoms)) if i not in found]
     if missing:
         i = missing[0]
-        zones = ", ".join(f"EPSG:{int(t[i])}" for t in tries)
+        tried = ", ".join(f"EPSG:{int(t[i])}" for t in tries)
         raise SourceError(
-            f"{where} feature {i}: not the lon/lat outline of a 1.2 km grid cell of {zones} "
+            f"{where} feature {i}: not the lon/lat outline of a 1.2 km grid cell of {tried} "
             f"(off by {worst[i]:.1f} m); give chip footprints in their projected CRS, or pass "
             "--epsg with the zone whose grid they were cut on"
         )
