@@ -1,0 +1,105 @@
+"""Corpus bytes do not depend on the CPU: the same run with SIMD dispatch restricted gives
+the same bits.
+
+Each check runs the real pipeline code twice in subprocesses: once free (NumPy's
+AVX2/AVX-512 kernels, glibc's FMA variants of exp/log/pow/sin..., OpenBLAS's kernel
+for this CPU) and once restricted to the x86-64 baseline (``NPY_DISABLE_CPU_FEATURES``,
+``GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA,...``, ``OPENBLAS_CORETYPE=Prescott``).
+A fingerprint of ``np.log10``/``np.exp``/matmul proves the restriction changes the
+bits those libraries produce; the pipeline outputs must not change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+GLIBC_HWCAPS = "-AVX2,-FMA,-AVX,-FMA4,-AVX512F,-AVX2_Usable,-FMA_Usable,-AVX_Usable,-FMA4_Usable"
+
+FINGERPRINT = """
+import hashlib, json, numpy as np
+rng = np.random.default_rng(7)
+x32 = rng.uniform(1e-6, 10.0, 100_000).astype(np.float32)
+x64 = rng.uniform(-50.0, 50.0, 100_000)
+a, b = rng.random((64, 40), dtype=np.float32), rng.random((40, 12), dtype=np.float32)
+digest = lambda v: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]
+print(json.dumps({"log10_f32": digest(np.log10(x32)), "exp_f32": digest(np.exp(x32)),
+                  "exp_f64": digest(np.exp(x64)), "sgemm": digest(a @ b)}))
+"""
+
+S1_CHIP = """
+import sys
+from datetime import datetime
+import numpy as np
+from pipeline.chips.grid import ChipGeometry
+from pipeline.chips.plan import PlannedChip
+from pipeline.chips.read import read_scene_chips
+from pipeline.sources.base import BandAsset, Scene
+vv, vh, out = sys.argv[1:4]
+cell = ChipGeometry(32632, 10, 20)
+scene = Scene("s1-cpu", "sentinel-1-grd", "s1", "sentinel-1a", datetime(2021, 1, 1), 32632,
+              (0.0, 0.0, 0.0, 0.0), {}, {"VV": BandAsset(vv), "VH": BandAsset(vh)})
+[pixels] = read_scene_chips(scene, [PlannedChip("s1-cpu_10_20", "s1-cpu", cell)])
+np.save(out, pixels.image)
+"""
+
+
+def restricted_env() -> dict[str, str]:
+    """Environment overrides that bring NumPy, glibc and OpenBLAS to baseline x86-64 code."""
+    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    return {
+        "NPY_DISABLE_CPU_FEATURES": " ".join(found),
+        "GLIBC_TUNABLES": f"glibc.cpu.hwcaps={GLIBC_HWCAPS}",
+        "OPENBLAS_CORETYPE": "Prescott",
+    }
+
+
+def run_python(code: str, args: list[str], restricted: bool, cwd: Path) -> str:
+    """Run ``code`` with this checkout's ``pipeline`` in a fresh interpreter; its stdout."""
+    env = {k: v for k, v in os.environ.items() if k not in restricted_env()}
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+    if restricted:
+        env.update(restricted_env())
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def restriction_bites(tmp_path_factory) -> dict[str, bool]:
+    """Which library results change under the restriction (the test is void if none do)."""
+    cwd = tmp_path_factory.mktemp("fingerprint")
+    free = json.loads(run_python(FINGERPRINT, [], False, cwd))
+    restricted = json.loads(run_python(FINGERPRINT, [], True, cwd))
+    changed = {name: free[name] != restricted[name] for name in free}
+    if not any(changed.values()):
+        pytest.skip("this CPU has no SIMD/FMA paths beyond the x86-64 baseline to restrict")
+    return changed
+
+
+def test_fingerprint_shows_float32_log10_changes_under_restriction(restriction_bites):
+    assert restriction_bites["log10_f32"] or restriction_bites["exp_f32"], restriction_bites
+
+
+def test_s1_db_chip_is_the_same_with_and_without_simd(tmp_path, s1_bands, restriction_bites):
+    vv, vh = s1_bands
+    images = []
+    for restricted in (False, True):
+        out = tmp_path / f"db-{restricted}.npy"
+        run_python(S1_CHIP, [str(vv), str(vh), str(out)], restricted, tmp_path)
+        images.append(np.load(out))
+    free, restricted_image = images
+    assert free.dtype == np.float32 and free.shape == (2, 120, 120)
+    assert np.isfinite(free).all()
+    diff = int((free.view(np.uint32) != restricted_image.view(np.uint32)).sum())
+    assert diff == 0, f"{diff} of {free.size} dB values differ between CPU dispatch paths"
