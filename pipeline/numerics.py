@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 # ln 2 split so that k * LN2_HI is exact for |k| < 2**20 (Cody-Waite range reduction).
@@ -50,12 +51,12 @@ def _horner(coefficients: list[float], x: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _float64(x: np.ndarray | float) -> np.ndarray:
+def _float64(x: ArrayLike) -> np.ndarray:
     """A float64 copy with at least one dimension (item assignment works on it)."""
     return np.array(x, dtype=np.float64, copy=True, ndmin=1)
 
 
-def exp(x_in: np.ndarray | float) -> np.ndarray:
+def exp(x_in: ArrayLike) -> np.ndarray:
     """e**x in float64 (0 below -745.2, inf above 709.78, NaN stays NaN)."""
     x = _float64(x_in)
     clipped = np.clip(np.where(np.isnan(x), 0.0, x), EXP_MIN, EXP_MAX)
@@ -70,7 +71,7 @@ def exp(x_in: np.ndarray | float) -> np.ndarray:
     return out.reshape(np.shape(x_in))
 
 
-def log(x_in: np.ndarray | float) -> np.ndarray:
+def log(x_in: ArrayLike) -> np.ndarray:
     """Natural logarithm in float64 (-inf at 0, NaN below 0 and for NaN, inf at inf)."""
     x = _float64(x_in)
     finite = np.isfinite(x) & (x > 0)
@@ -87,12 +88,12 @@ def log(x_in: np.ndarray | float) -> np.ndarray:
     return out.reshape(np.shape(x_in))
 
 
-def power_to_db(linear: np.ndarray | float) -> np.ndarray:
+def power_to_db(linear: ArrayLike) -> np.ndarray:
     """10 * log10(linear) in float64 (-inf at 0)."""
     return np.multiply(log(linear), DB_PER_NEPER)
 
 
-def db_to_power(db: np.ndarray | float) -> np.ndarray:
+def db_to_power(db: ArrayLike) -> np.ndarray:
     """10 ** (db / 10) in float64."""
     return exp(np.multiply(_float64(db), NEPER_PER_DB))
 
@@ -113,7 +114,7 @@ def _sin_cos_reduced(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.multiply(r, _horner(_SIN_TAYLOR, r2)), _horner(_COS_TAYLOR, r2)
 
 
-def sin(x: np.ndarray | float) -> np.ndarray:
+def sin(x: ArrayLike) -> np.ndarray:
     """Sine in float64, for |x| < 2**20."""
     r, quadrant = _quadrant_reduce(_float64(x))
     s, c = _sin_cos_reduced(r)
@@ -121,7 +122,7 @@ def sin(x: np.ndarray | float) -> np.ndarray:
     return out.reshape(np.shape(x))
 
 
-def cos(x: np.ndarray | float) -> np.ndarray:
+def cos(x: ArrayLike) -> np.ndarray:
     """Cosine in float64, for |x| < 2**20."""
     r, quadrant = _quadrant_reduce(_float64(x))
     s, c = _sin_cos_reduced(r)
@@ -129,7 +130,13 @@ def cos(x: np.ndarray | float) -> np.ndarray:
     return out.reshape(np.shape(x))
 
 
-def ndtr(x: np.ndarray | float) -> np.ndarray:
+def hypot(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """sqrt(a*a + b*b) in float64 (no overflow guard: for coordinates and offsets)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.sqrt(np.add(np.multiply(a, a), np.multiply(b, b)))
+
+
+def ndtr(x: ArrayLike) -> np.ndarray:
     """Standard normal CDF in float64.
 
     The tail is ``erfcx(z) * exp(-z*z) / 2`` with ``z = |x| / sqrt(2)``: SciPy's
