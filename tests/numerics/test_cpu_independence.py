@@ -103,3 +103,79 @@ def test_s1_db_chip_is_the_same_with_and_without_simd(tmp_path, s1_bands, restri
     assert np.isfinite(free).all()
     diff = int((free.view(np.uint32) != restricted_image.view(np.uint32)).sum())
     assert diff == 0, f"{diff} of {free.size} dB values differ between CPU dispatch paths"
+
+
+SIMULATOR_ARRAYS = """
+import hashlib, json
+import numpy as np
+from pipeline.archive.aoi import prepare_aoi
+from pipeline.archive.optical import render_s2
+from pipeline.archive.radar import render_s1
+from pipeline.archive.scenes import plan_scenes
+from pipeline.archive.sites import tiny_sites
+digests = {}
+digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+for site in [s for s in tiny_sites() if s.name == "portugal"]:
+    state, full = prepare_aoi(site, 0)
+    digests[site.name + "/truth"] = digest(full.clc)
+    digests[site.name + "/texture"] = digest(state.texture)
+    for scene in plan_scenes(site):
+        if scene.sensor == "s2":
+            render = render_s2(state, scene)
+            arrays = {**render.bands, "SCL": render.scl}
+        else:
+            render = render_s1(state, scene)
+            arrays = {"vv": render.vv, "vh": render.vh}
+        digests.update({f"{scene.item_id}/{k}": digest(v) for k, v in arrays.items()})
+print(json.dumps(digests))
+"""
+
+
+def test_simulated_scenes_are_the_same_bits_with_and_without_simd(tmp_path, restriction_bites):
+    """Truth map, texture and every rendered band of the tiny archive's wildfire AOI (arrays,
+    no files; the slow test below covers both AOIs and the corpus built from them)."""
+    free = json.loads(run_python(SIMULATOR_ARRAYS, [], False, tmp_path))
+    restricted = json.loads(run_python(SIMULATOR_ARRAYS, [], True, tmp_path))
+    assert len(free) > 20 and free.keys() == restricted.keys()
+    differ = sorted(name for name in free if free[name] != restricted[name])
+    assert not differ, f"{len(differ)} of {len(free)} simulated arrays differ: {differ[:8]}"
+
+
+TINY_BUILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from conftest import write_run_config
+from pipeline.archive.simulate import simulate_archive
+from pipeline.build import build
+from pipeline.config import load_config
+root = Path(sys.argv[1])
+simulate_archive(root / "archive", seed=0, scale="tiny")
+config = write_run_config(root / "run.yaml", root / "archive", root / "corpus")
+build(load_config(config))
+"""
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_tiny_archive_and_corpus_are_the_same_bytes_with_and_without_simd(
+    tmp_path, restriction_bites
+):
+    """Simulate the tiny archive and build its corpus twice in one directory (so paths in
+    the outputs agree): every COG, STAC item, shard, record and metadata file must match."""
+    work = tmp_path / "run"
+    trees = {}
+    for restricted in (False, True):
+        run_python(TINY_BUILD, [str(work), str(PROJECT_ROOT / "tests")], restricted, tmp_path)
+        trees[restricted] = tree_bytes(work)
+        work.rename(tmp_path / f"run-{'restricted' if restricted else 'free'}")
+    free, restricted_tree = trees[False], trees[True]
+    assert sorted(free) == sorted(restricted_tree)
+    assert any(name.endswith(".tif") for name in free) and any(".h5" in n for n in free)
+    differ = [name for name in free if free[name] != restricted_tree[name]]
+    assert not differ, f"{len(differ)} of {len(free)} files differ: {differ[:10]}"
