@@ -46,8 +46,8 @@ def _horner(coefficients: list[float], x: np.ndarray) -> np.ndarray:
     """sum(c[n] * x**n), one multiply and one add per step (separate ufuncs: no FMA)."""
     acc = np.full_like(x, coefficients[-1])
     for c in reversed(coefficients[:-1]):
-        acc = np.multiply(acc, x)
-        acc = np.add(acc, c)
+        np.multiply(acc, x, out=acc)
+        np.add(acc, c, out=acc)
     return acc
 
 
