@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.plan import PlannedChip
 from pipeline.errors import ChipReadError
+from pipeline.numerics import power_to_db
 from pipeline.sources.access import gdal_options, open_asset, redact
 from pipeline.sources.base import Scene
 
@@ -215,10 +216,11 @@ def _s2_chip(
 
 
 def _s1_chip(chip: PlannedChip, planes: list[np.ndarray]) -> ChipPixels:
+    """dB = 10 log10(linear), computed CPU-independently in float64 and rounded once to
+    float32 (``np.log10`` differs in the last bits between AVX-512, AVX2 and libm)."""
     linear = np.stack(planes).astype(np.float32)
     nodata = np.any(~np.isfinite(linear) | (linear <= 0), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        db = 10.0 * np.log10(np.where(nodata, 1.0, linear))
+    db = power_to_db(np.where(nodata, 1.0, linear))
     db = np.clip(db, S1_DB_FLOOR, None).astype(np.float32)
     db[:, nodata] = S1_DB_FLOOR
     return ChipPixels(chip, db, float(nodata.mean()), 0.0)
