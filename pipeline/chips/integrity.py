@@ -33,7 +33,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from pipeline.errors import ChipReadError
-from pipeline.sources.redact import GDAL_LOGGERS, redact
+from pipeline.sources.redact import GDAL_LOGGERS, error_text, redact
 
 RAW_VRT_ENV = {"GDAL_VRT_ENABLE_RAWRASTERBAND": "YES"}
 
@@ -89,8 +89,8 @@ def _raw_bytes(path: str, offset: int, size: int) -> bytes:
                 return bytes(raw.read(1)[0].tobytes())
         except RasterioIOError as exc:
             raise ChipReadError(
-                f"{redact(path)}: bytes {offset}-{offset + size} unreadable: {redact(str(exc))}"
-            ) from exc
+                f"{redact(path)}: bytes {offset}-{offset + size} unreadable: {error_text(exc)}"
+            ) from None
 
 
 class _Collector(logging.Handler):

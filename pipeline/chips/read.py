@@ -30,8 +30,9 @@ from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.integrity import gdal_warnings, verify_deflate_tiles
 from pipeline.chips.plan import PlannedChip
 from pipeline.errors import ChipReadError
-from pipeline.sources.access import gdal_options, open_asset, redact
+from pipeline.sources.access import gdal_options, open_asset
 from pipeline.sources.base import Scene
+from pipeline.sources.redact import error_text, redact
 
 S2_OFFSET_BASELINE = (4, 0)
 S2_BOA_ADD_OFFSET = 1000.0
@@ -80,8 +81,8 @@ def _band_reader(
         ds = stack.enter_context(open_asset(scene, band))
     except rasterio.errors.RasterioIOError as exc:
         raise ChipReadError(
-            f"scene {scene.item_id}: cannot open band {band} at {href}: {redact(str(exc))}"
-        ) from exc
+            f"scene {scene.item_id}: cannot open band {band} at {href}: {error_text(exc)}"
+        ) from None
     if chips and not nests_in_chip_grid(ds, chips[0].cell, scene.epsg):
         with _naming(scene.item_id, band):  # the warp hides the tiles: check them all first
             verify_deflate_tiles(ds, Window(0, 0, ds.width, ds.height))
@@ -116,7 +117,7 @@ def _naming(item_id: str, band: str) -> Iterator[None]:
     try:
         yield
     except ChipReadError as exc:
-        raise ChipReadError(f"scene {item_id}: band {band}: {exc}") from exc
+        raise ChipReadError(f"scene {item_id}: band {band}: {exc}") from None
 
 
 def nests_in_chip_grid(ds: rasterio.DatasetReader, cell: ChipGeometry, epsg: int) -> bool:
@@ -208,8 +209,8 @@ def read_rows(ds: rasterio.DatasetReader, window: Window) -> np.ndarray:
             error = exc
     raise ChipReadError(
         f"{redact(url)}: rows {window.row_off}-{window.row_off + window.height} unreadable "
-        f"after {READ_ATTEMPTS} attempts: {redact(str(error))}"
-    ) from error
+        f"after {READ_ATTEMPTS} attempts: {error_text(error)}"
+    ) from None
 
 
 def _vsicurl(url: str) -> str:

@@ -28,7 +28,7 @@ from rasterio.errors import RasterioIOError
 
 from pipeline.errors import SourceError
 from pipeline.sources.base import Scene
-from pipeline.sources.redact import redact, redact_gdal_logs
+from pipeline.sources.redact import error_text, redact, redact_gdal_logs
 
 RESIGN_MARGIN_S = 600.0
 PC_STORAGE_DOMAIN = ".blob.core.windows.net"
@@ -119,5 +119,6 @@ def pc_token(account: str, container: str, token_url: str | None, refresh: bool 
     except Exception as exc:  # requests / pydantic errors from the token endpoint
         raise SourceError(
             f"cannot get a SAS token for {account}/{container} from {redact(settings.sas_url)}: "
-            f"{type(exc).__name__}; check source.token_url and PC_SDK_SUBSCRIPTION_KEY"
-        ) from exc
+            f"{type(exc).__name__}: {error_text(exc)}; check source.token_url and "
+            "PC_SDK_SUBSCRIPTION_KEY"
+        ) from None

@@ -16,6 +16,8 @@ import re
 # scheme://[userinfo@]host/path[?query][#fragment], and GDAL's /vsicurl?url=... form
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*|/vsi[a-z0-9_]+\?[^\s'\"<>]*")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/@?#]*@")
+# a query string after a bare file name (GDAL names files so: "B02.tif?se=...&sig=..., band 1")
+_QUERY = re.compile(r"\?[A-Za-z0-9_.~\-]+=[^\s'\",<>]*")
 # secret-bearing parameters outside a URL (a query quoted alone, a percent-encoded URL)
 _SECRET_PARAM = re.compile(
     r"(?i)\b(sig|signature|token|access_token|x-amz-signature|x-amz-security-token|"
@@ -26,7 +28,8 @@ GDAL_LOGGERS = ("rasterio._err", "rasterio._env", "rasterio._base", "rasterio._i
 
 def redact(text: str) -> str:
     """``text`` with every URL's query string (``?...``), fragment and userinfo removed."""
-    return _SECRET_PARAM.sub(r"\1\2...", _URL.sub(_redact_url, str(text)))
+    text = _QUERY.sub("?...", _URL.sub(_redact_url, str(text)))
+    return _SECRET_PARAM.sub(r"\1\2...", text)
 
 
 def _redact_url(match: re.Match[str]) -> str:
@@ -53,3 +56,16 @@ def redact_gdal_logs() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def error_text(exc: BaseException) -> str:
+    """``exc`` and the errors it was raised from, redacted, as one line. For messages raised
+    ``from None``: a printed traceback of the chain would show GDAL's text, signed URL and all."""
+    parts: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(parts) < 4:
+        text = str(cause)
+        if text and text not in parts:
+            parts.append(text)
+        cause = cause.__cause__ or cause.__context__
+    return redact("; caused by: ".join(parts))

@@ -26,18 +26,6 @@ from pipeline.sources.base import Scene, SearchQuery
 from pipeline.sources.geoparquet import GeoParquetSource
 
 
-def garble_tile(path: Path, where: float, col: int = 0, row: int = 0, nbytes: int = 16) -> None:
-    """XOR ``nbytes`` bytes at fraction ``where`` of tile (col, row)'s compressed data."""
-    with rasterio.open(path) as ds:
-        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
-        size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
-    data = bytearray(path.read_bytes())
-    start = offset + int(size * where)
-    for i in range(start, min(start + nbytes, offset + size)):
-        data[i] ^= 0x5A
-    path.write_bytes(bytes(data))
-
-
 def recompress(path: Path, compress: str, **options) -> None:
     """Rewrite a COG in place with another codec (same pixels, same tiling)."""
     tmp = path.with_suffix(".tmp.tif")
@@ -88,7 +76,7 @@ def _read(scene: Scene) -> dict[str, np.ndarray]:
     ("sensor", "band"), [("s2", "B02"), ("s2", "B05"), ("s2", "SCL"), ("s1", "VV")]
 )
 def test_garbled_deflate_tile_fails_the_scene_naming_it(
-    scenes, tiny_archive, tmp_path, sensor, band, where
+    scenes, tiny_archive, tmp_path, garble_tile, sensor, band, where
 ):
     scene = _copy_scene(scenes[sensor], tiny_archive, tmp_path)
     garble_tile(Path(scene.assets[band].href), where)
@@ -100,7 +88,7 @@ def test_garbled_deflate_tile_fails_the_scene_naming_it(
 
 
 def test_garbled_deflate_tile_is_caught_over_http_without_a_second_download(
-    scenes, tiny_archive, tmp_path
+    scenes, tiny_archive, tmp_path, garble_tile
 ):
     scene = _copy_scene(scenes["s2"], tiny_archive, tmp_path)
     good = _read(scene)
@@ -120,7 +108,7 @@ def test_garbled_deflate_tile_is_caught_over_http_without_a_second_download(
     [("ZSTD", {"predictor": 2}), ("LZW", {"predictor": 2}), ("LERC", {}), ("LZMA", {})],
 )
 def test_other_codecs_fail_where_the_damage_breaks_the_stream(
-    scenes, tiny_archive, tmp_path, compress, options
+    scenes, tiny_archive, tmp_path, garble_tile, compress, options
 ):
     scene = _copy_scene(scenes["s2"], tiny_archive, tmp_path)
     path = Path(scene.assets["B02"].href)
@@ -131,7 +119,9 @@ def test_other_codecs_fail_where_the_damage_breaks_the_stream(
 
 
 @pytest.mark.parametrize("compress", ["LZW", "ZSTD", "NONE"])
-def test_codecs_without_checksums_can_hide_damage(scenes, tiny_archive, tmp_path, compress):
+def test_codecs_without_checksums_can_hide_damage(
+    scenes, tiny_archive, tmp_path, garble_tile, compress
+):
     """The documented limit: LZW, ZSTD (no frame checksum) and raw tiles whose garbled bytes
     still decode give wrong pixels; nothing in the file tells them from real ones."""
     scene = _copy_scene(scenes["s2"], tiny_archive, tmp_path)
@@ -148,7 +138,7 @@ def test_codecs_without_checksums_can_hide_damage(scenes, tiny_archive, tmp_path
     assert silent > 0
 
 
-def test_a_gdal_warning_while_decoding_fails_the_read(scenes, tiny_archive, tmp_path):
+def test_a_gdal_warning_while_decoding_fails_the_read(scenes, tiny_archive, tmp_path, garble_tile):
     """libjpeg reports some damage only as a warning ("Corrupt JPEG data"): still an error."""
     scene = _copy_scene(scenes["s2"], tiny_archive, tmp_path)
     path = Path(scene.assets["B02"].href)

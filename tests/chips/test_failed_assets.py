@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_corrupt_tiles import garble_tile
 
 from pipeline.build import build
 from pipeline.config import load_config
@@ -58,7 +57,7 @@ def _skip_on_error(path):
 
 
 @pytest.fixture
-def corrupt_archive(tiny_archive, tmp_path):
+def corrupt_archive(tiny_archive, tmp_path, garble_tile):
     """The demo archive with one garbled DEFLATE tile in one S2 band (GDAL alone decodes it
     to wrong pixels: only the tile checksum catches it)."""
     archive = tmp_path / "archive"
