@@ -11,7 +11,8 @@ breaks the stream. Much damage still decodes, measured with GDAL 3.10 / libtiff 
   the adler-32. The bytes come through GDAL's own file layer (a raw VRT over the same
   path), so a remote tile is served from GDAL's ``/vsicurl/`` cache, not downloaded twice.
 - JPEG: libjpeg often only warns ("Corrupt JPEG data"); ``gdal_warnings`` collects the
-  GDAL warnings a read raises so the caller fails it.
+  GDAL warnings a read raises so the caller fails it (all but GDAL's notices that it is
+  retrying an HTTP request: transport, not content; a request that keeps failing errors).
 - LZW, ZSTD (libtiff writes no frame checksum), PackBits and uncompressed tiles carry no
   checksum: damage that still decodes cannot be told from real pixels. Not detected.
 """
@@ -22,6 +23,7 @@ import contextlib
 import html
 import logging
 import math
+import re
 import threading
 import warnings
 import zlib
@@ -36,6 +38,7 @@ from pipeline.errors import ChipReadError
 from pipeline.sources.redact import GDAL_LOGGERS, error_text, redact
 
 RAW_VRT_ENV = {"GDAL_VRT_ENABLE_RAWRASTERBAND": "YES"}
+_HTTP_RETRY_NOTICE = re.compile(r"Retrying again in [0-9.]+ secs")
 
 
 def verify_deflate_tiles(ds: Any, window: Window) -> None:
@@ -99,8 +102,9 @@ class _Collector(logging.Handler):
         self.thread, self.found = thread, found
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.found.append(redact(record.getMessage()))
+        message = record.getMessage()
+        if record.thread == self.thread and not _HTTP_RETRY_NOTICE.search(message):
+            self.found.append(redact(message))
 
 
 @contextlib.contextmanager

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import shutil
+import threading
 from datetime import UTC, datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ import pytest
 import rasterio
 import rasterio.shutil
 
-from pipeline.archive.serve import serve_directory
+from pipeline.archive.serve import ServerStats, _RangeHandler, serve_directory
 from pipeline.chips.plan import plan_scene
 from pipeline.chips.read import read_scene_chips
 from pipeline.errors import ChipReadError
@@ -154,3 +157,37 @@ def test_a_gdal_warning_while_decoding_fails_the_read(scenes, tiny_archive, tmp_
     garble_tile(path, 0.95, nbytes=64)
     with pytest.raises(ChipReadError, match=r"GDAL warned while decoding.*JPEG"):
         _read(scene)
+
+
+def test_gdal_http_retries_during_reads_are_not_taken_for_corruption(
+    scenes, tiny_archive, tmp_path
+):
+    """GDAL warns "HTTP error code: 503 ... Retrying again" when it retries a range read: a
+    transient transport fault, not damage; the chips read must equal those read without."""
+    scene = _copy_scene(scenes["s2"], tiny_archive, tmp_path)
+    good = _read(scene)
+    failed_once: set[str] = set()
+
+    class Flaky(_RangeHandler):  # every file's first tile read (past the header) gets a 503
+        stats = ServerStats()
+
+        def do_GET(self) -> None:
+            start = (self.headers.get("Range") or "bytes=0-").split("=")[1].split("-")[0]
+            if int(start or 0) >= 16384 and self.path not in failed_once:
+                failed_once.add(self.path)
+                self.send_error(503, "try again")
+            else:
+                super().do_GET()
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Flaky, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        chips = _read(_over_http(scene, tmp_path, url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed_once  # some strip reads were retried by GDAL
+    assert all(np.array_equal(chips[k], good[k]) for k in good)
