@@ -27,11 +27,13 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from pipeline.chips.grid import ChipGeometry
+from pipeline.chips.integrity import gdal_warnings, verify_deflate_tiles
 from pipeline.chips.plan import PlannedChip
 from pipeline.errors import ChipReadError
 from pipeline.numerics import power_to_db
-from pipeline.sources.access import gdal_options, open_asset, redact
+from pipeline.sources.access import gdal_options, open_asset
 from pipeline.sources.base import Scene
+from pipeline.sources.redact import error_text, redact
 
 S2_OFFSET_BASELINE = (4, 0)
 S2_BOA_ADD_OFFSET = 1000.0
@@ -75,18 +77,48 @@ def read_scene_chips(scene: Scene, chips: Sequence[PlannedChip]) -> Iterator[Chi
 def _band_reader(
     stack: contextlib.ExitStack, scene: Scene, band: str, chips: Sequence[PlannedChip]
 ) -> Iterator[np.ndarray]:
-    href = scene.assets[band].href
+    href = redact(scene.assets[band].href)
     try:
         ds = stack.enter_context(open_asset(scene, band))
     except rasterio.errors.RasterioIOError as exc:
         raise ChipReadError(
-            f"scene {scene.item_id}: cannot open band {band} at {href}: {redact(str(exc))}"
-        ) from exc
+            f"scene {scene.item_id}: cannot open band {band} at {href}: {error_text(exc)}"
+        ) from None
     if chips and not nests_in_chip_grid(ds, chips[0].cell, scene.epsg):
+        with _naming(scene.item_id, band):  # the warp hides the tiles: check them all first
+            verify_deflate_tiles(ds, Window(0, 0, ds.width, ds.height))
         ds = stack.enter_context(_aligned_vrt(ds, chips[0].cell, band))
     windows = [_window(ds.transform, chip.cell) for chip in chips]
     factor = round(ds.transform.a / chips[0].cell.pixel_size) if chips else 1
-    return (np.repeat(np.repeat(a, factor, 0), factor, 1) for a in iter_windows(ds, windows))
+    frames = _checked_frames(scene.item_id, band, href, iter_windows(ds, windows))
+    return (np.repeat(np.repeat(a, factor, 0), factor, 1) for a in frames)
+
+
+def _checked_frames(
+    item_id: str, band: str, href: str, frames: Iterator[np.ndarray]
+) -> Iterator[np.ndarray]:
+    """``frames``, failing with a ``ChipReadError`` naming the scene, band and file on a read
+    error, a corrupt tile or a GDAL warning during the read (never corrupt pixels)."""
+    while True:
+        with gdal_warnings() as warned, _naming(item_id, band):
+            frame = next(frames, None)
+        if warned:
+            raise ChipReadError(
+                f"scene {item_id}: band {band} at {href}: GDAL warned while decoding "
+                f"({'; '.join(warned)}); the file is likely corrupt: fetch it again"
+            )
+        if frame is None:
+            return
+        yield frame
+
+
+@contextlib.contextmanager
+def _naming(item_id: str, band: str) -> Iterator[None]:
+    """Re-raise a ``ChipReadError`` of the block naming the scene and band too."""
+    try:
+        yield
+    except ChipReadError as exc:
+        raise ChipReadError(f"scene {item_id}: band {band}: {exc}") from None
 
 
 def nests_in_chip_grid(ds: rasterio.DatasetReader, cell: ChipGeometry, epsg: int) -> bool:
@@ -148,6 +180,7 @@ def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Itera
     for strip in range((first // block_h) * block_h, last, block_h):
         r0, r1 = max(strip, first), min(strip + block_h, last)
         part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0))
+        verify_deflate_tiles(ds, Window(col0, r0, col1 - col0, r1 - r0))
         buf = np.concatenate([buf, part])
         while pending and pending[0].row_off + pending[0].height <= r1:
             w = pending.popleft()
@@ -176,9 +209,9 @@ def read_rows(ds: rasterio.DatasetReader, window: Window) -> np.ndarray:
         except rasterio.errors.RasterioIOError as exc:
             error = exc
     raise ChipReadError(
-        f"{url.split('?')[0]}: rows {window.row_off}-{window.row_off + window.height} unreadable "
-        f"after {READ_ATTEMPTS} attempts: {redact(str(error))}"
-    ) from error
+        f"{redact(url)}: rows {window.row_off}-{window.row_off + window.height} unreadable "
+        f"after {READ_ATTEMPTS} attempts: {error_text(error)}"
+    ) from None
 
 
 def _vsicurl(url: str) -> str:
@@ -188,7 +221,7 @@ def _vsicurl(url: str) -> str:
 def _check_inside(ds: rasterio.DatasetReader, col0: int, col1: int, row0: int, row1: int) -> None:
     if col0 < 0 or row0 < 0 or col1 > ds.width or row1 > ds.height:
         raise ChipReadError(
-            f"{ds.name}: chip windows (cols {col0}-{col1}, rows {row0}-{row1}) exceed the raster "
+            f"{redact(ds.name)}: chip windows (cols {col0}-{col1}, rows {row0}-{row1}) exceed the raster "
             f"({ds.width} x {ds.height}); the item's proj:shape/proj:transform disagree with the file"
         )
 

@@ -18,6 +18,7 @@ from pipeline.config import ChipsConfig, RunConfig
 from pipeline.errors import SourceError
 from pipeline.sources.assets import asset_resolver
 from pipeline.sources.base import Scene
+from pipeline.sources.redact import redact
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, write_json_atomic
 
@@ -27,10 +28,11 @@ log = logging.getLogger(__name__)
 def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     """Chip every scene in ``scenes_path``; write ``work/chips.parquet`` (one row per chip)."""
     scenes = read_scenes(scenes_path)
-    plans = {s.item_id: plan_scene(s, config.search.bbox) for s in scenes}
+    failed: dict[str, str] = {}
+    plans = _plans(scenes, config.search.bbox, config.chips.on_error, failed)
+    scenes = [s for s in scenes if s.item_id in plans]
     rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
     chip_dir = work / "chips"
-    failed: dict[str, str] = {}
     with asset_resolver(config.source.asset_base, config.source.items.parent) as resolve:
         rows = _run(scenes, plans, rules, chip_dir, resolve, config.chips, failed)
     write_json_atomic(failed_scenes_path(work), failed)
@@ -67,6 +69,19 @@ def _run(
     return rows
 
 
+def _plans(
+    scenes: list[Scene], bbox: Any, on_error: str, failed: dict[str, str]
+) -> dict[str, list[PlannedChip]]:
+    """The chips of every scene whose item geometry is consistent (others: as ``_result``)."""
+    plans = {}
+    for scene in scenes:
+        try:
+            plans[scene.item_id] = plan_scene(scene, bbox)
+        except SourceError as exc:
+            _skip_or_raise(scene.item_id, exc, on_error, failed)
+    return plans
+
+
 def failed_scenes_path(work: Path) -> Path:
     return work / "failed_scenes.json"
 
@@ -78,11 +93,15 @@ def _result(
     try:
         return list(future.result())
     except SourceError as exc:
-        if on_error != "skip":
-            raise
-        failed[item_id] = str(exc)
-        log.warning("skipped scene %s: %s", item_id, exc)
+        _skip_or_raise(item_id, exc, on_error, failed)
         return []
+
+
+def _skip_or_raise(item_id: str, exc: SourceError, on_error: str, failed: dict[str, str]) -> None:
+    if on_error != "skip":
+        raise exc
+    failed[item_id] = redact(str(exc))
+    log.warning("skipped scene %s: %s", item_id, failed[item_id])
 
 
 def _executor(workers: int) -> cf.Executor:

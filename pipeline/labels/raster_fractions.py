@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ChipReadError, ConfigError, SourceError
 from pipeline.labels import warnings as label_warnings
+from pipeline.sources.redact import redact
 
 _OUTSIDE = np.iinfo(np.int32).min
 _READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
@@ -92,7 +93,9 @@ def _read(ds, band: int, window: Window, href: str) -> np.ndarray:
     try:
         return ds.read(band, window=window).astype(np.int64)
     except (RasterioIOError, IndexError) as exc:
-        raise ChipReadError(f"cannot read band {band} of label raster {href!r}: {exc}") from exc
+        raise ChipReadError(
+            f"cannot read band {band} of label raster {redact(href)!r}: {redact(str(exc))}"
+        ) from exc
 
 
 def _exact_weights(ds, chip: ChipGeometry, band: int, href: str) -> tuple[np.ndarray, np.ndarray]:
