@@ -20,7 +20,7 @@ import requests
 
 from pipeline.errors import SourceError
 from pipeline.sources.access import redact
-from pipeline.sources.retry import call_with_retries, send_checked
+from pipeline.sources.retry import TransientError, call_with_retries, send_checked
 from pipeline.sources.settings import RetryPolicy
 
 CHUNK = 1 << 20
@@ -62,9 +62,7 @@ def _remote_fingerprint(url: str, retry: RetryPolicy) -> dict[str, Any]:
         request = session.prepare_request(requests.Request("HEAD", url))
         try:
             response = call_with_retries(
-                retry,
-                f"HEAD {where}",
-                lambda: send_checked(session, request.copy(), retry, expect_json=False),
+                retry, f"HEAD {where}", lambda: _head(session, request.copy(), retry)
             )
         except SourceError as exc:  # the attempts ran out; the last failure is its cause
             reason = f"still failing after {retry.max_attempts} attempts ({exc.__cause__})"
@@ -74,9 +72,26 @@ def _remote_fingerprint(url: str, retry: RetryPolicy) -> dict[str, Any]:
     if not response.ok:
         reason = f"HEAD answered HTTP {response.status_code} {response.reason}"
         raise UnverifiableAssetError(where, reason)
-    size = response.headers.get("Content-Length")
     return {
         "etag": response.headers.get("ETag"),
-        "size": int(size) if size is not None else None,
+        "size": int(response.headers["Content-Length"]),
         "last_modified": response.headers.get("Last-Modified"),
     }
+
+
+def _head(
+    session: requests.Session, request: requests.PreparedRequest, retry: RetryPolicy
+) -> requests.Response:
+    """One HEAD; an answer whose header block was cut short is transient, not a fingerprint
+    (``requests`` accepts it: the ETag or size would silently be missing)."""
+    response = send_checked(session, request, retry, expect_json=False)
+    if response.ok and not _complete_headers(response):
+        raise TransientError("HEAD answer cut short (incomplete headers, no Content-Length)")
+    return response
+
+
+def _complete_headers(response: requests.Response) -> bool:
+    original = getattr(response.raw, "_original_response", None)  # http.client's parse
+    defects = getattr(getattr(original, "msg", None), "defects", [])
+    size = response.headers.get("Content-Length", "")
+    return not defects and size.isdigit()

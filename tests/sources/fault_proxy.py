@@ -1,9 +1,10 @@
 """A fault-injecting HTTP proxy on loopback, in front of a real server (the range server).
 
 Every request is forwarded to the upstream server (method, path with query, ``Range``)
-unless the seeded schedule picks it for a fault. Per method (GET and HEAD counted apart),
-one request in ``every`` is faulted, the kinds taking turns in a seeded order, so every
-kind is served to both methods once enough requests went through:
+unless the seeded schedule picks it for a fault: each request is faulted with probability
+``rate`` (at most ``budget`` faults in all, and only requests whose ``User-Agent`` contains
+``user_agent`` when given); per method (GET and HEAD apart) the kinds take turns in a
+seeded order, so every kind reaches both methods once enough requests went through:
 
 - ``"429"``: ``429 Too Many Requests`` with ``Retry-After``;
 - ``"503"``: ``503 Service Unavailable``;
@@ -37,11 +38,13 @@ _FORWARDED = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges"
 
 @dataclass
 class FaultSchedule:
-    """Which requests fail and how: seeded, one request in ``every`` per method."""
+    """Which requests fail and how (seeded)."""
 
     seed: int = 0
-    every: int = 3
+    rate: float = 0.2
     kinds: tuple[str, ...] = FAULT_KINDS
+    budget: int | None = None
+    user_agent: str | None = None
     delay_s: float = 1.5
     retry_after: str = "1"
     enabled: bool = True
@@ -55,16 +58,19 @@ class FaultSchedule:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def next(self, method: str, what: str = "") -> str | None:
+    def next(self, method: str, user_agent: str, what: str = "") -> str | None:
         """The fault for the next ``method`` request, or ``None`` (forward it)."""
         with self._lock:
-            kind = self._pick(method)
+            kind = self._pick(method, user_agent)
             self.log.append((method, what, kind))
             return kind
 
-    def _pick(self, method: str) -> str | None:
+    def _pick(self, method: str, user_agent: str) -> str | None:
         self.requests[method] += 1
-        if not self.enabled or self.requests[method] % self.every:
+        if not self.enabled or (self.user_agent and self.user_agent not in user_agent):
+            return None
+        spent = sum(self.counts.values())
+        if (self.budget is not None and spent >= self.budget) or self._rng.random() >= self.rate:
             return None
         turns = self._turns.setdefault(method, [])
         if not turns:
@@ -74,6 +80,7 @@ class FaultSchedule:
         return kind
 
     def injected(self, method: str) -> dict[str, int]:
+        """Kind -> how many ``method`` requests got it."""
         return {kind: self.counts[(method, kind)] for kind in self.kinds}
 
 
@@ -91,7 +98,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._proxy("HEAD")
 
     def _proxy(self, method: str) -> None:
-        fault = self.schedule.next(method, f"{self.path} {self.headers.get('Range', '')}")
+        agent, wanted = self.headers.get("User-Agent", ""), self.headers.get("Range", "")
+        fault = self.schedule.next(method, agent, f"{self.path} {wanted}")
         if fault == "reset":
             self._reset()
             return
