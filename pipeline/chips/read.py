@@ -55,8 +55,10 @@ def gdal_env(retry: RetryPolicy) -> dict[str, str]:
         "GDAL_HTTP_MAX_RETRY": str(retry.max_attempts - 1),
         "GDAL_HTTP_RETRY_DELAY": str(retry.backoff_s),
         "GDAL_HTTP_RETRY_CODES": ",".join(str(code) for code in retry.statuses),
-        "GDAL_HTTP_TIMEOUT": str(retry.timeout_s),
+        # like the requests' timeout: to connect, and of silence (< 1 B/s), not of a transfer
         "GDAL_HTTP_CONNECTTIMEOUT": str(retry.timeout_s),
+        "GDAL_HTTP_LOW_SPEED_TIME": str(max(1, math.ceil(retry.timeout_s))),
+        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         "VSI_CACHE": "FALSE",
     }

@@ -83,23 +83,32 @@ class LockedInputs:
     def unverifiable(self) -> list[dict[str, str]]:
         """Every input recorded as unverifiable: which (kind, subject, detail, href)."""
         found = [
-            {"kind": "asset", "subject": item["id"], "detail": band, "href": redact(a["href"])}
+            _listed("asset", item["id"], band, a["href"])
             for item in self.items
             for band, a in item["assets"].items()
             if "unverifiable" in a
         ]
         found += [
-            {"kind": "label", "subject": p["href"], "detail": p["value_type"], "href": p["href"]}
+            _listed("label", p["href"], p["value_type"], p["href"])
             for p in self.labels
             if "unverifiable" in p
         ]
         found += [
-            {"kind": "event", "subject": e["href"], "detail": name, "href": redact(name)}
+            _listed("event", e["href"], name, name)
             for e in self.events
             for name, fp in e["files"].items()
             if "unverifiable" in fp
         ]
         return found
+
+
+def _listed(kind: str, subject: str, detail: str, href: str) -> dict[str, str]:
+    return {
+        "kind": kind,
+        "subject": redact(subject),
+        "detail": redact(detail),
+        "href": redact(href),
+    }
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,8 @@ def test_with_on_unverifiable_record_lock_manifest_and_summary_say_so(
     assets = {(item["id"], band): a for item in lock["items"] for band, a in item["assets"].items()}
     assert assets and all(set(a) == {"href", "unverifiable"} for a in assets.values())
     assert all("HTTP 503" in a["unverifiable"] for a in assets.values())
+    next(iter(assets.values()))["size"] = 1  # an unverifiable input pins no bytes at all
+    assert schema_errors(lock, "lock.v1.schema.json")
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {(u["subject"], u["detail"]) for u in manifest["unverifiable_inputs"]}
     assert listed == set(assets)
