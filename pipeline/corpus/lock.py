@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.chips.stage import failed_scenes_path
 from pipeline.config import RunConfig
 from pipeline.corpus.manifest import UNVERIFIABLE_FILE, view_outputs
 from pipeline.errors import CorpusError, SourceError
@@ -134,11 +135,20 @@ class Fingerprinter:
 
 def fingerprint_inputs(config: RunConfig, scenes_path: Path, work: Path) -> LockedInputs:
     """Fingerprint every input of the scenes in ``scenes_path`` (the build's
-    ``work/scenes.parquet``); list the unverifiable ones in ``work/unverifiable_inputs.json``."""
+    ``work/scenes.parquet``); list the unverifiable ones in ``work/unverifiable_inputs.json``.
+    Scenes the chip stage skipped as unreadable (``chips.on_error: skip``) never fail here:
+    the manifest already says they are missing, their assets are recorded as they are."""
     recipe = recipe_of(config)
     take = Fingerprinter.of(config)
+    failed = failed_scenes_path(work)
+    skipped = json.loads(failed.read_text()) if failed.is_file() else {}
+    lenient = dataclasses.replace(take, on_unverifiable="record")
+    scenes = read_scenes(scenes_path)
     inputs = LockedInputs(
-        items=[_item_entry(scene, recipe, take) for scene in read_scenes(scenes_path)],
+        items=[
+            _item_entry(scene, recipe, lenient if scene.item_id in skipped else take)
+            for scene in scenes
+        ],
         labels=label_entries(config, take),
         events=event_entries(config, take),
     )

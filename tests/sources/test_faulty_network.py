@@ -19,14 +19,17 @@ from fault_proxy import FAULT_KINDS, FaultSchedule, fault_proxy
 from typer.testing import CliRunner
 
 from pipeline.archive.serve import serve_directory
+from pipeline.build import BuildPaths, stage_search
 from pipeline.chips.plan import plan_scene
 from pipeline.chips.read import read_scene_chips
 from pipeline.cli import app
-from pipeline.corpus.lock import LOCK_FILE, read_lock
+from pipeline.config import load_config
+from pipeline.corpus.lock import LOCK_FILE, fingerprint_inputs, read_lock
 from pipeline.schemas import schema_errors
 from pipeline.sources.base import Scene, SearchQuery
 from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 from pipeline.sources.geoparquet import GeoParquetSource
+from pipeline.sources.select import read_scenes
 from pipeline.sources.settings import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=6, backoff_s=0.01, backoff_max_s=0.05, jitter_s=0.01, timeout_s=1.0)
@@ -147,6 +150,27 @@ def _said(result: subprocess.CompletedProcess[str]) -> str:
 def _corpus_files(corpus: Path) -> dict[str, bytes]:
     lock = read_lock(corpus / LOCK_FILE)
     return {name: (corpus / name).read_bytes() for name in [*lock["outputs"], LOCK_FILE]}
+
+
+def test_scenes_skipped_by_the_chip_stage_are_locked_as_they_are(
+    storage, tiny_archive, run_config, tmp_path
+):
+    """``chips.on_error: skip`` already marks such scenes missing: their dead assets must not
+    fail the lock, they are recorded as unverifiable (the others still fail the build)."""
+    out = tmp_path / "corpus"
+    schedule = FaultSchedule(rate=1.0, kinds=("503",), user_agent="python-requests")
+    with fault_proxy(storage.url, schedule) as proxy:
+        config = load_config(_config(run_config, tiny_archive, out, proxy.url, s1_only=True))
+        scenes = stage_search(config)
+        ids = [s.item_id for s in read_scenes(scenes)]
+        work = BuildPaths(out).work
+        (work / "failed_scenes.json").write_text(json.dumps(dict.fromkeys(ids[1:], "gone")))
+        with pytest.raises(UnverifiableAssetError, match=f"scene {ids[0]} band"):
+            fingerprint_inputs(config, scenes, work)
+        (work / "failed_scenes.json").write_text(json.dumps(dict.fromkeys(ids, "gone")))
+        inputs = fingerprint_inputs(config, scenes, work)
+    listed = json.loads((work / "unverifiable_inputs.json").read_text())
+    assert {u["subject"] for u in listed} == set(ids) and listed == inputs.unverifiable()
 
 
 @pytest.mark.slow
