@@ -64,9 +64,6 @@ def gdal_env(retry: RetryPolicy) -> dict[str, str]:
     }
 
 
-GDAL_ENV = gdal_env(RetryPolicy())
-
-
 @dataclass(frozen=True)
 class ChipPixels:
     """One chip's pixels, converted, with its quality measures."""
