@@ -26,6 +26,7 @@ from pipeline.corpus.lock import (
     check_outputs,
     config_from_lock,
     event_entries,
+    fingerprint_inputs,
     format_drift,
     output_files,
     read_lock,
@@ -104,9 +105,10 @@ def stage_corpus(config: RunConfig, chips: Path, records: Path) -> Path:
 
 def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
     paths = BuildPaths(config.output.dir)
+    inputs = fingerprint_inputs(config, paths.scenes, paths.work)  # before the manifest
     corpus = write_corpus(config, paths.scenes, chips, records, paths.chip_dir)
     write_views(corpus, config.output.views, config.output.webdataset_shard_size)
-    write_lock(config, corpus)
+    write_lock(config, corpus, inputs)
     files = [p.relative_to(corpus).as_posix() for p in output_files(corpus, config.output.views)]
     return publish_version(corpus, [*files, LOCK_FILE])
 

@@ -18,11 +18,18 @@ from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.base import SearchQuery
 from pipeline.sources.selection import SelectionRules, parse_selection
-from pipeline.sources.settings import ApiSettings, known_collections, parse_api_settings
+from pipeline.sources.settings import (
+    ApiSettings,
+    RetryPolicy,
+    known_collections,
+    parse_api_settings,
+    parse_retry,
+)
 
 SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
 DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
 CORPUS_VIEWS = ("clm-hdf5", "webdataset", "stac")
+ON_UNVERIFIABLE = ("raise", "record")
 SPLIT_METHODS = ("stratified", "geo-block")
 
 
@@ -34,6 +41,11 @@ class SourceConfig:
     # API sources (stac_api, sentinelhub): URL, provider profile, retries, concurrency.
     # For them ``items`` is only the base that relative asset hrefs resolve against.
     api: ApiSettings | None = None
+    # remote asset reads and fingerprints (HEAD); API sources use it for their requests too
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # a remote asset that cannot be fingerprinted once retries run out: fail the build
+    # ("raise") or record it as unverifiable in corpus.lock and manifest.json ("record")
+    on_unverifiable: str = "raise"
 
 
 SearchConfig = SearchQuery  # the search section is validated straight into the query
@@ -214,7 +226,14 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
     api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else None
     asset_base = raw.get("asset_base", "serve" if raw["kind"] == "geoparquet" else str(base))
-    return SourceConfig(kind=raw["kind"], items=items, asset_base=asset_base, api=api)
+    return SourceConfig(
+        kind=raw["kind"],
+        items=items,
+        asset_base=asset_base,
+        api=api,
+        retry=parse_retry(raw),
+        on_unverifiable=str(raw.get("on_unverifiable", "raise")),
+    )
 
 
 def _search(

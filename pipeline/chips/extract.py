@@ -18,6 +18,7 @@ from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels, read_scene_chips
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
+from pipeline.sources.settings import RetryPolicy
 from pipeline.storage import atomic_path, write_json_atomic
 
 
@@ -49,6 +50,7 @@ def extract_scene(
     rules: QualityRules,
     work: Path,
     resolve: Resolver,
+    retry: RetryPolicy | None = None,
 ) -> list[dict[str, Any]]:
     """Write ``work/<item_id>.h5`` (kept chips) and ``.json`` (all chips); skip if both exist."""
     h5_path, rows_path = scene_outputs(work, scene.item_id)
@@ -57,7 +59,7 @@ def extract_scene(
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
     with atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as h5:
-        for pixels in read_scene_chips(readable, chips):
+        for pixels in read_scene_chips(readable, chips, retry):
             row = _chip_row(scene, pixels, rules.rejection(pixels))
             if row["rejected"] is None:
                 h5.create_dataset(pixels.chip.key, data=pixels.image, compression="lzf")

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from pipeline.chips.extract import QualityRules, extract_scene
 from pipeline.chips.plan import PlannedChip, plan_scene
-from pipeline.config import ChipsConfig, RunConfig
+from pipeline.config import RunConfig
 from pipeline.errors import SourceError
 from pipeline.sources.assets import asset_resolver
 from pipeline.sources.base import Scene
@@ -34,7 +34,7 @@ def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
     chip_dir = work / "chips"
     with asset_resolver(config.source.asset_base, config.source.items.parent) as resolve:
-        rows = _run(scenes, plans, rules, chip_dir, resolve, config.chips, failed)
+        rows = _run(scenes, plans, rules, chip_dir, resolve, config, failed)
     write_json_atomic(failed_scenes_path(work), failed)
     out = work / "chips.parquet"
     with atomic_path(out) as tmp:
@@ -48,15 +48,18 @@ def _run(
     rules: QualityRules,
     chip_dir: Path,
     resolve: Any,
-    chips: ChipsConfig,
+    config: RunConfig,
     failed: dict[str, str],
 ) -> list[dict[str, Any]]:
+    chips, retry = config.chips, config.source.retry
     rows: list[dict[str, Any]] = []
     kept: Counter[str] = Counter()
     bar = tqdm(total=len(scenes), unit="scene", desc="chips", mininterval=1.0)
     with _executor(chips.workers) as pool:
         futures = {
-            s.item_id: pool.submit(extract_scene, s, plans[s.item_id], rules, chip_dir, resolve)
+            s.item_id: pool.submit(
+                extract_scene, s, plans[s.item_id], rules, chip_dir, resolve, retry
+            )
             for s in scenes
         }
         for item_id, future in futures.items():
