@@ -63,7 +63,7 @@ def exp(x_in: ArrayLike) -> np.ndarray:
     k = np.rint(np.multiply(clipped, INV_LN2))
     r = np.subtract(np.subtract(clipped, np.multiply(k, LN2_HI)), np.multiply(k, LN2_LO))
     # ldexp in two steps keeps 2**k finite for k down to -1075 (subnormal results).
-    half = np.floor_divide(k, 2).astype(np.int32)
+    half = np.floor(np.multiply(k, 0.5)).astype(np.int32)
     out = np.ldexp(np.ldexp(_horner(_EXP_TAYLOR, r), half), k.astype(np.int32) - half)
     out[x > EXP_MAX] = np.inf
     out[x < EXP_MIN] = 0.0
