@@ -50,7 +50,7 @@ def die_with_parent(parent: int) -> None:
     """Worker initializer: end this process as soon as ``parent`` is gone."""
     if not _parent_death_signal(signal.SIGKILL):
         threading.Thread(
-            target=_watch_parent, args=(parent,), name="clm-parent-watch", daemon=True
+            target=exit_when_orphaned, args=(parent,), name="clm-parent-watch", daemon=True
         ).start()
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
@@ -67,7 +67,8 @@ def _parent_death_signal(signum: int) -> bool:
         return False
 
 
-def _watch_parent(parent: int) -> None:
+def exit_when_orphaned(parent: int) -> None:
+    """The portable fallback: poll the parent pid, exit once this process was re-parented."""
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
     os._exit(1)
