@@ -50,6 +50,20 @@ def scene_outputs(work: Path, item_id: str, inputs: str) -> tuple[Path, Path]:
     return work / f"{item_id}.{inputs}.h5", work / f"{item_id}.{inputs}.json"
 
 
+SCENE_FIELDS = (  # the scene fields the rows copy or the reader uses
+    "item_id",
+    "collection",
+    "sensor",
+    "platform",
+    "datetime",
+    "epsg",
+    "processing_baseline",
+    "orbit_state",
+    "instrument_mode",
+    "boa_offset_applied",
+)
+
+
 def inputs_digest(
     scene: Scene,
     chips: Sequence[PlannedChip],
@@ -71,20 +85,6 @@ def inputs_digest(
     }
     text = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-SCENE_FIELDS = (
-    "item_id",
-    "collection",
-    "sensor",
-    "platform",
-    "datetime",
-    "epsg",
-    "processing_baseline",
-    "orbit_state",
-    "instrument_mode",
-    "boa_offset_applied",
-)
 
 
 def extract_scene(

@@ -4,6 +4,7 @@ never depends on which scenes were resumed (real COGs, real reads, real ``clm`` 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import yaml
 
 import pipeline.chips.extract
 from pipeline.build import stage_chips, stage_search
+from pipeline.chips.extract import CHIP_COLUMNS
 from pipeline.config import load_config
 from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
 from pipeline.errors import SourceError
@@ -105,6 +107,8 @@ def test_chips_index_has_the_same_bytes_whichever_scenes_were_resumed(
     config = run_config(tmp_path / "run.yaml", tiny_archive, tmp_path / "corpus")
     index = chip_stage(config)
     clean = index.read_bytes()
+    rows = json.loads(next((index.parent / "chips").glob("*.json")).read_text())
+    assert set(rows[0]) == set(CHIP_COLUMNS.names)  # no field dropped or left empty
     if resumed == "every other scene":
         items = sorted(pd.read_parquet(index)["item_id"].unique())
         for item in items[::2]:
