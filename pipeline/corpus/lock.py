@@ -34,6 +34,7 @@ from pipeline.corpus.manifest import UNVERIFIABLE_FILE, view_outputs
 from pipeline.errors import CorpusError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.access import redact
+from pipeline.sources.assets import asset_location
 from pipeline.sources.base import Scene
 from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 from pipeline.sources.select import read_scenes
@@ -269,13 +270,8 @@ def shapefile_parts(href: str) -> list[str]:
 
 def source_location(href: str, recipe: Mapping[str, Any]) -> str:
     """Where an asset href of the source is read from: a URL or an absolute local path."""
-    if "://" in href or href.startswith("/"):
-        return href
     source = recipe["source"]
-    base = str(source["asset_base"])
-    if base == "serve":
-        return str(Path(source["items"]).parent / href)
-    return base.rstrip("/") + "/" + href if "://" in base else str(Path(base) / href)
+    return asset_location(href, str(source["asset_base"]), Path(source["items"]).parent)
 
 
 def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:

@@ -12,6 +12,7 @@ missing local file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,22 @@ def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, An
     path = Path(location.removeprefix("file://"))
     if not path.is_file():
         return {"missing": True}
+    st = path.stat()
+    sha256 = _file_sha256(
+        str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+    )
+    return {"sha256": sha256, "size": st.st_size}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _file_sha256(path: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
+    """sha256 of a file, hashed once per process while its size, times and inode stay put
+    (the chip stage and the lock of one build fingerprint the same assets)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+    return digest.hexdigest()
 
 
 def _remote_fingerprint(url: str, retry: RetryPolicy) -> dict[str, Any]:
