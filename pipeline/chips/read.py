@@ -237,7 +237,7 @@ def iter_windows(
     for strip in range((first // block_h) * block_h, last, block_h):
         r0, r1 = max(strip, first), min(strip + block_h, last)
         part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
-        verify_deflate_tiles(ds, Window(col0, r0, col1 - col0, r1 - r0))
+        verify_deflate_tiles(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
         buf = np.concatenate([buf, part])
         while pending and pending[0].row_off + pending[0].height <= r1:
             w = pending.popleft()

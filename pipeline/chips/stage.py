@@ -25,6 +25,7 @@ from pipeline.chips.plan import plan_scene
 from pipeline.chips.workers import worker_pool
 from pipeline.config import ChipsConfig, RunConfig, SourceConfig
 from pipeline.errors import SourceError
+from pipeline.sources.access import fingerprint_href
 from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
 from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
@@ -76,21 +77,25 @@ def _submitter(config: RunConfig, chip_dir: Path, resolve: Resolver) -> Submit:
 def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
     """Band -> fingerprint of the asset bytes, taken where ``corpus.lock`` takes them."""
     return {
-        band: _fingerprint(asset_location(a.href, source.asset_base, source.items.parent), source)
+        band: _fingerprint(
+            fingerprint_href(scene, asset_location(a.href, source.asset_base, source.items.parent)),
+            source,
+            f"scene {scene.item_id} band {band}",
+        )
         for band, a in scene.assets.items()
     }
 
 
-def _fingerprint(location: str, source: SourceConfig) -> dict[str, Any]:
+def _fingerprint(location: str, source: SourceConfig, what: str) -> dict[str, Any]:
     """An unverifiable remote asset fails the scene, unless ``source.on_unverifiable: record``
     accepts it: its work files are then keyed by ``{"unverifiable": true}`` (a change in its
     bytes cannot be noticed, as the lock and manifest say)."""
     try:
         return fingerprint(location, source.retry)
-    except UnverifiableAssetError:
+    except UnverifiableAssetError as exc:
         if source.on_unverifiable == "record":
             return {"unverifiable": True}
-        raise
+        raise UnverifiableAssetError(f"{what} at {exc.location}", exc.reason) from None
     except OSError as exc:
         raise SourceError(
             f"cannot fingerprint asset {redact(location)}: {redact(str(exc))}; check that it "

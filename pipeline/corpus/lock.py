@@ -33,7 +33,7 @@ from pipeline.config import RunConfig
 from pipeline.corpus.manifest import UNVERIFIABLE_FILE, view_outputs
 from pipeline.errors import CorpusError, SourceError
 from pipeline.schemas import validate
-from pipeline.sources.access import redact
+from pipeline.sources.access import fingerprint_href, redact
 from pipeline.sources.assets import asset_location
 from pipeline.sources.base import Scene
 from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
@@ -217,7 +217,10 @@ def _item_entry(scene: Scene, recipe: Mapping[str, Any], take: Fingerprinter) ->
         "assets": {
             band: {
                 "href": a.href,
-                **take(source_location(a.href, recipe), f"scene {scene.item_id} band {band}"),
+                **take(
+                    fingerprint_href(scene, source_location(a.href, recipe)),
+                    f"scene {scene.item_id} band {band}",
+                ),
             }
             for band, a in sorted(scene.assets.items())
         },

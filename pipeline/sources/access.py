@@ -71,6 +71,14 @@ def readable_href(
     return href
 
 
+def fingerprint_href(scene: Scene, location: str) -> str:
+    """The URL to fingerprint an asset of ``scene`` at: signed as a read would be (blob
+    storage answers an unsigned HEAD with 403). Never written anywhere: the fingerprint
+    keeps only ETag and size, and messages redact the query."""
+    signing = _signing(scene)
+    return sign_href(location, signing) if signing and "://" in location else location
+
+
 def _signing(scene: Scene) -> Mapping[str, Any] | None:
     kind = scene.extra.get("signing")
     if not kind:

@@ -64,9 +64,9 @@ def record_scene_reads(monkeypatch) -> list[str]:
     reads: list[str] = []
     real = pipeline.chips.extract.read_scene_chips
 
-    def counted(scene, chips):
+    def counted(scene, *args, **kwargs):
         reads.append(scene.item_id)
-        return real(scene, chips)
+        return real(scene, *args, **kwargs)
 
     monkeypatch.setattr(pipeline.chips.extract, "read_scene_chips", counted)
     return reads
