@@ -176,10 +176,16 @@ def export(
     """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC), or
     export it to a separate directory (CrisisLandMark release layout, Hugging Face Parquet)."""
     from pipeline.corpus.export import EXPORT_FORMATS, write_export, write_view
+    from pipeline.errors import ConfigError
 
     try:
         if view in EXPORT_FORMATS:
             paths = write_export(corpus, view, out)
+        elif out is not None:
+            raise ConfigError(
+                f"--out applies to {' and '.join(EXPORT_FORMATS)}; {view} is "
+                "written inside the corpus, drop --out"
+            )
         else:
             paths = write_view(corpus, view, shard_size)
     except PipelineError as exc:

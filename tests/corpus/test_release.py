@@ -3,7 +3,9 @@
 The two loaders below follow the published CLOSP ``CrisisLandMarkDataset`` logic (current
 version: ``crisislandmark.h5`` + ``metadata.parquet``, every part file required; earlier
 version: ``geocrisis.parquet`` + ``splits.parquet``, files opened by their ``file`` column),
-written here with pandas and h5py (no torchgeo, no polars).
+written here with pandas and h5py (no torchgeo, no polars). The current loader also maps
+CORINE class names to Dynamic World names; on our labels (already in the reference label
+space, none a CORINE name) that map is the identity after lower-casing, as done here.
 """
 
 from __future__ import annotations
@@ -196,3 +198,9 @@ def test_export_needs_an_out_directory_outside_the_corpus(tiny_corpus, out):
     assert result.exit_code == 2
     assert "--out" in result.output
     assert not (tiny_corpus / "release").exists()
+
+
+def test_out_is_refused_for_views_written_inside_the_corpus(tiny_corpus, tmp_path):
+    args = ["export", "--corpus", str(tiny_corpus), "-f", "stac", "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "drop --out" in result.output
