@@ -165,17 +165,32 @@ CorpusDirOpt = Annotated[Path, typer.Option("--corpus", help="corpus directory")
 @app.command()
 def export(
     corpus: CorpusDirOpt,
-    view: Annotated[str, typer.Option("--format", "-f", help="clm-hdf5 | webdataset | stac")],
+    view: Annotated[
+        str, typer.Option("--format", "-f", help="clm-hdf5 | webdataset | stac | clm-release | hf")
+    ],
     shard_size: Annotated[int, typer.Option(help="samples per WebDataset tar")] = 512,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="export directory (clm-release, hf)")
+    ] = None,
 ) -> None:
-    """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC)."""
-    from pipeline.corpus.export import write_view
+    """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC), or
+    export it to a separate directory (CrisisLandMark release layout, Hugging Face Parquet)."""
+    from pipeline.corpus.export import EXPORT_FORMATS, write_export, write_view
+    from pipeline.errors import ConfigError
 
     try:
-        paths = write_view(corpus, view, shard_size)
+        if view in EXPORT_FORMATS:
+            paths = write_export(corpus, view, out)
+        elif out is not None:
+            raise ConfigError(
+                f"--out applies to {' and '.join(EXPORT_FORMATS)}; {view} is "
+                "written inside the corpus, drop --out"
+            )
+        else:
+            paths = write_view(corpus, view, shard_size)
     except PipelineError as exc:
         _fail(exc)
-    typer.echo(f"{view}: {len(paths)} file(s) written under {corpus}")
+    typer.echo(f"{view}: {len(paths)} file(s) written under {out if out else corpus}")
 
 
 @app.command()

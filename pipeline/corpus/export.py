@@ -6,7 +6,9 @@
 - ``stac``: a static STAC catalog of the chips and their source scenes.
 
 The build writes the configured views (``output.views``, all by default); ``clm export``
-writes one view of an existing corpus.
+writes one view of an existing corpus. Two exports go to a separate directory (``--out``),
+leaving the corpus unchanged: ``clm-release`` (the CrisisLandMark release layout, see
+``pipeline/corpus/release.py``) and ``hf`` (Parquet + dataset card, ``pipeline/corpus/hf.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import CORPUS_VIEWS
+from pipeline.corpus.export_dir import check_export_target
 from pipeline.corpus.hdf5_view import write_master
+from pipeline.corpus.hf import export_hf
 from pipeline.corpus.queries import write_queries
+from pipeline.corpus.release import export_release
 from pipeline.corpus.stac_view import write_stac
 from pipeline.corpus.webdataset import write_webdataset
 from pipeline.errors import ConfigError
 
 DEFAULT_WEBDATASET_SHARD_SIZE = 512
+EXPORT_FORMATS = ("clm-release", "hf")
 
 
 def write_view(
@@ -34,7 +40,16 @@ def write_view(
         return write_webdataset(corpus, webdataset_shard_size)
     if view == "stac":
         return [write_stac(corpus)]
-    raise ConfigError(f"unknown corpus view {view!r}; choose one of {', '.join(CORPUS_VIEWS)}")
+    choices = ", ".join((*CORPUS_VIEWS, *EXPORT_FORMATS))
+    raise ConfigError(f"unknown corpus view {view!r}; choose one of {choices}")
+
+
+def write_export(corpus: Path, fmt: str, out: Path | None) -> list[Path]:
+    """Write ``clm-release`` or ``hf`` of ``corpus`` into the separate directory ``out``."""
+    target = check_export_target(corpus, out, fmt)
+    if fmt == "clm-release":
+        return export_release(corpus, target)
+    return export_hf(corpus, target)
 
 
 def write_views(

@@ -2,8 +2,10 @@
 
 ``webdataset/{sensor}-{split}-{NNNNN}.tar`` holds the samples of one sensor and split in
 key order; each sample has ``<key>.image.npy`` (the float32 image as in the HDF5 shards),
-``<key>.json`` (the caption record), ``<key>.txt`` (reference caption) and
-``<key>.sentence.txt``. Tar headers carry a fixed mtime, owner and mode, so the same
+``<key>.json`` (a fixed-schema header, ``sample_header``: every field always present and typed,
+the full caption record as JSON text in ``record``), ``<key>.txt`` (reference caption) and
+``<key>.sentence.txt``. The fixed header lets readers that infer a schema from the first
+samples (Hugging Face ``datasets``) read every sample. Tar headers carry a fixed mtime, owner and mode, so the same
 corpus always gives the same bytes.
 ``webdataset/index.json`` lists the shards with their sample counts and digests.
 """
@@ -23,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import CorpusError
-from pipeline.storage import atomic_path, write_json_atomic
+from pipeline.storage import atomic_path, write_json_atomic, write_text_atomic
 
 WDS_DIR = "webdataset"
 INDEX_NAME = "index.json"
+CARD_NAME = "README.md"
 SENSORS = ("s1", "s2")
 SPLITS = ("train", "corpus")
 TAR_MTIME = 0
+CAPTION_KEYS = ("reference", "sentence", "short", "land_use", "crisis")
 
 
 def write_webdataset(corpus_dir: Path, shard_size: int = 512) -> list[Path]:
@@ -48,7 +52,21 @@ def write_webdataset(corpus_dir: Path, shard_size: int = 512) -> list[Path]:
             entries.append(_index_entry(path, sensor, split, rows, digest))
     _remove_stale(corpus_dir / WDS_DIR, {e["path"] for e in entries})
     write_json_atomic(corpus_dir / WDS_DIR / INDEX_NAME, {"version": 1, "shards": entries})
+    write_text_atomic(
+        corpus_dir / WDS_DIR / CARD_NAME, _card(sorted({e["split"] for e in entries}))
+    )
     return [corpus_dir / WDS_DIR / e["path"] for e in entries]
+
+
+def _card(splits: Sequence[str]) -> str:
+    """A dataset card naming the split of every tar, so ``datasets.load_dataset(<this folder>)``
+    reads both splits (its own split inference knows ``train`` but not ``corpus``)."""
+    files = "".join(f'  - split: {s}\n    path: "*-{s}-*.tar"\n' for s in splits)
+    return (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n" + files + "---\n"
+        "# CrisisLandMark corpus, WebDataset view\n\n"
+        "Tar shards `{sensor}-{split}-NNNNN.tar`; see `docs/corpus-format.md` of the builder.\n"
+    )
 
 
 def read_corpus_metadata(corpus_dir: Path) -> pd.DataFrame:
@@ -88,8 +106,10 @@ def _write_shard(
     """Write one tar under a temporary name, then rename it; returns its sha256."""
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            sensor, split = rows["sensor"].iloc[0], rows["split"].iloc[0]
             for key, image in _images(corpus_dir, rows):
-                for name, data in sample_members(key, image, _record(records, key)):
+                record = _record(records, key)
+                for name, data in sample_members(key, image, record, sensor, split):
                     _add_member(tar, name, data)
         return _sha256(tmp)
 
@@ -102,17 +122,47 @@ def _record(records: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
     return records[key]
 
 
-def sample_members(key: str, image: np.ndarray, record: dict[str, Any]) -> list[tuple[str, bytes]]:
+def sample_members(
+    key: str, image: np.ndarray, record: dict[str, Any], sensor: str, split: str
+) -> list[tuple[str, bytes]]:
     """The tar members of one sample, in the order they are written."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(image, dtype=np.float32), allow_pickle=False)
     captions = record.get("captions", {})
+    header = sample_header(key, record, sensor, split)
     return [
         (f"{key}.image.npy", buf.getvalue()),
-        (f"{key}.json", json.dumps(record, sort_keys=True, ensure_ascii=False).encode()),
+        (f"{key}.json", json.dumps(header, sort_keys=True, ensure_ascii=False).encode()),
         (f"{key}.txt", str(captions.get("reference", "")).encode()),
         (f"{key}.sentence.txt", str(captions.get("sentence", "")).encode()),
     ]
+
+
+def sample_header(key: str, record: dict[str, Any], sensor: str, split: str) -> dict[str, Any]:
+    """The JSON member: the same fields with the same types in every sample, no nulls.
+
+    ``captions`` holds every variant of ``CAPTION_KEYS`` ("" when a chip has none), ``labels``
+    the sorted reference labels, ``location`` the chip centre; ``record`` is the complete
+    caption record as JSON text (its nested lists and maps vary from chip to chip).
+    """
+    captions = record.get("captions", {})
+    loc = record.get("location", {})
+    return {
+        "key": key,
+        "sensor": sensor,
+        "split": split,
+        "datetime": str(record.get("acquisition", {}).get("datetime", "")),
+        "labels": sorted(str(v) for v in record.get("labels", [])),
+        "captions": {k: str(captions.get(k) or "") for k in CAPTION_KEYS},
+        "location": {
+            "lon": float(loc.get("lon", float("nan"))),
+            "lat": float(loc.get("lat", float("nan"))),
+            "epsg": int(loc.get("epsg") or 0),
+            "place": str(loc.get("place") or ""),
+            "country": str(loc.get("country") or ""),
+        },
+        "record": json.dumps(record, sort_keys=True, ensure_ascii=False),
+    }
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -94,7 +94,24 @@ def test_sample_contents_match_the_corpus(corpus):
         image = np.load(io.BytesIO(data["image.npy"]))
         np.testing.assert_array_equal(image, h5[key]["image"][()])
     assert image.dtype == np.float32
-    assert json.loads(data["json"]) == records[key]
+    header = json.loads(data["json"])
+    assert json.loads(header.pop("record")) == records[key]
+    assert header == {
+        "key": key,
+        "sensor": "s1",
+        "split": "corpus",
+        "datetime": "",
+        "labels": sorted(records[key]["labels"]),
+        "captions": {
+            "reference": records[key]["captions"]["reference"],
+            "sentence": records[key]["captions"]["sentence"],
+            "short": "",
+            "land_use": "",
+            "crisis": "",
+        },
+        "location": {"lon": records[key]["location"]["lon"], "lat": 45.0, "epsg": 0}
+        | {"place": "", "country": ""},
+    }
     assert data["txt"].decode() == records[key]["captions"]["reference"]
     assert data["sentence.txt"].decode() == records[key]["captions"]["sentence"]
 
