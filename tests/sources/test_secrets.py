@@ -79,8 +79,11 @@ def scenes(tiny_archive) -> list[Scene]:
 
 
 def _on_error_skip(path: Path) -> Path:
+    """Failed scenes skipped; inputs that cannot be fingerprinted (a HEAD on a plain href of
+    signed storage is refused) recorded as unverifiable."""
     raw = yaml.safe_load(path.read_text())
     raw["chips"]["on_error"] = "skip"
+    raw["source"]["on_unverifiable"] = "record"
     path.write_text(yaml.safe_dump(raw))
     return path
 
