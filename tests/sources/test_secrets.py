@@ -79,11 +79,9 @@ def scenes(tiny_archive) -> list[Scene]:
 
 
 def _on_error_skip(path: Path) -> Path:
-    """Failed scenes skipped; inputs that cannot be fingerprinted (a HEAD on a plain href of
-    signed storage is refused) recorded as unverifiable."""
+    """Failed scenes are skipped (fingerprints of signed storage are taken on signed URLs)."""
     raw = yaml.safe_load(path.read_text())
     raw["chips"]["on_error"] = "skip"
-    raw["source"]["on_unverifiable"] = "record"
     path.write_text(yaml.safe_dump(raw))
     return path
 
