@@ -68,7 +68,7 @@ def svg_text(x: float, y: float, text: str, anchor: str = "start", size: int = 1
     )
 
 
-def heatmap(labels: Sequence[str], matrix: np.ndarray, cell: int = 26) -> str:
+def heatmap(labels: Sequence[str], matrix: np.ndarray, cell: int = 36) -> str:
     """A labelled square matrix of counts, shaded by count, the count written in each cell."""
     left, top = 130, 120
     size = left + cell * len(labels) + 70  # room for the last slanted label
@@ -76,7 +76,7 @@ def heatmap(labels: Sequence[str], matrix: np.ndarray, cell: int = 26) -> str:
     parts = [svg_open(size, top + cell * len(labels) + 10)]
     for i, label in enumerate(labels):
         y = top + i * cell
-        parts.append(svg_text(left - 6, y + cell / 2 + 4, label, anchor="end", size=10))
+        parts.append(svg_text(left - 6, y + cell / 2 + 4, label, anchor="end", size=11))
         x = left + i * cell + cell / 2
         parts.append(
             f'<text transform="translate({x + 3:.1f},{top - 6}) rotate(-55)" '
@@ -94,7 +94,7 @@ def heatmap(labels: Sequence[str], matrix: np.ndarray, cell: int = 26) -> str:
                 colour = "#fff" if shade < 0.5 else "#222"
                 parts.append(
                     f'<text x="{left + j * cell + cell / 2:.1f}" y="{y + cell / 2 + 3:.1f}" '
-                    f'text-anchor="middle" font-size="8" fill="{colour}">{value}</text>'
+                    f'text-anchor="middle" font-size="10" fill="{colour}">{value}</text>'
                 )
     parts.append("</svg>")
     return "".join(parts)
