@@ -116,6 +116,7 @@ class OutputConfig:
     split_method: str = "stratified"
     geo_block_size: int = 4  # grid cells per block side (geo-block split)
     webdataset_shard_size: int = 512  # samples per WebDataset tar
+    stac_chip_assets: str = "none"  # "cog": a COG per chip in the STAC view
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,7 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         split_method=str(raw.get("split_method", "stratified")),
         geo_block_size=int(raw.get("geo_block_size", 4)),
         webdataset_shard_size=int(raw.get("webdataset_shard_size", 512)),
+        stac_chip_assets=str(raw.get("stac_chip_assets", "none")),
     )
 
 

@@ -1,8 +1,10 @@
 """The corpus datasheet (``clm report``): one self-contained HTML page.
 
 Sections: composition (chips per sensor and split), class and crisis distributions per
-sensor and split, a map of chip locations, sample chips with their captions (S2 true
-colour from B04/B03/B02, S1 VV/VH false colour) and the provenance summary (recipe,
+sensor and split, label co-occurrence, acquisition (month, season), quality (cloud and
+nodata fractions), caption length, maps of chip locations (country basemap; per region the
+footprints, crisis event outlines and a scale bar), sample chips with their captions (S2
+true colour from B04/B03/B02, S1 VV/VH false colour) and the provenance summary (recipe,
 software, sources, label products, events, lock and versions). Figures are inline SVG
 and base64 PNG, so the file can be mailed or archived alone.
 """
@@ -21,15 +23,28 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from pipeline.corpus.report_plots import bar_chart, chip_png, overview_map, region_map
+from pipeline.config import LabelsConfig
+from pipeline.corpus.lock import from_plain
+from pipeline.corpus.report_maps import Outline, countries, overview_map, region_map
+from pipeline.corpus.report_plots import bar_chart, chip_png, heatmap
+from pipeline.corpus.report_stats import (
+    caption_summary,
+    caption_word_bins,
+    cooccurrence,
+    fraction_bins,
+    month_counts,
+    season_counts,
+)
 from pipeline.corpus.versions import versions
-from pipeline.errors import CorpusError
+from pipeline.errors import CorpusError, PipelineError
+from pipeline.labels.annotate import crisis_events
 from pipeline.labels.taxonomy import CRISIS_LABELS, LAND_COVER_LABELS
 from pipeline.storage import write_text_atomic
 
 REPORT_FILE = "datasheet.html"
 SERIES = (("s1", "train"), ("s1", "corpus"), ("s2", "train"), ("s2", "corpus"))
 SAMPLES_PER_SENSOR = 6
+SEASONS = ("winter", "spring", "summer", "autumn")
 STYLE = """
 body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
@@ -52,7 +67,11 @@ def write_report(corpus: Path, out: Path | None = None) -> Path:
         _composition(meta),
         _distributions(meta),
         _crisis_events(meta),
-        _maps(meta),
+        _cooccurrence(meta),
+        _acquisition(meta),
+        _quality(meta),
+        _captions(meta),
+        _maps(meta, event_outlines(manifest)),
         _samples(corpus, meta),
         _provenance(corpus, manifest, lock),
     ]
@@ -153,7 +172,64 @@ def _crisis_events(meta: pd.DataFrame) -> str:
     return "<h3>Crisis events</h3>" + (_table(header, rows) if rows else "<p>none</p>")
 
 
-def _maps(meta: gpd.GeoDataFrame) -> str:
+def _cooccurrence(meta: pd.DataFrame) -> str:
+    present = [*LAND_COVER_LABELS, *CRISIS_LABELS.values()]
+    matrix = cooccurrence(meta, present)
+    keep = [i for i in range(len(present)) if matrix[i, i]]
+    labels = [present[i] for i in keep]
+    return (
+        "<h3>Label co-occurrence</h3><p class=muted>Chips carrying both labels, both sensors and "
+        "splits; the diagonal counts the chips carrying each label.</p>"
+        + heatmap(labels, matrix[np.ix_(keep, keep)])
+    )
+
+
+def _acquisition(meta: pd.DataFrame) -> str:
+    months, by_month = month_counts(meta)
+    return (
+        "<h2>Acquisition</h2><p class=muted>Chips per acquisition month and per meteorological "
+        "season (flipped south of the equator), per sensor.</p>"
+        f"<h3>Month</h3>{bar_chart(months, by_month)}"
+        f"<h3>Season</h3>{bar_chart(list(SEASONS), season_counts(meta))}"
+    )
+
+
+def _quality(meta: pd.DataFrame) -> str:
+    cloud_bins, cloud = fraction_bins(meta, "cloud_fraction")
+    nodata_bins, nodata = fraction_bins(meta, "nodata_fraction")
+    return (
+        "<h2>Quality</h2><p class=muted>Chips per cloud fraction (S2 scene classification; "
+        "0 for S1) and per nodata fraction of the chip, per sensor.</p>"
+        f"<h3>Cloud fraction</h3>{bar_chart(cloud_bins, cloud)}"
+        f"<h3>Nodata fraction</h3>{bar_chart(nodata_bins, nodata)}"
+    )
+
+
+def _captions(meta: pd.DataFrame) -> str:
+    bins, words = caption_word_bins(meta)
+    table = _table(
+        ("sensor", "caption", "min chars", "median chars", "max chars", "max words"),
+        caption_summary(meta),
+        left=2,
+    )
+    return (
+        "<h2>Caption length</h2><p class=muted>Natural-language captions per length in words, "
+        "per sensor (text encoders truncate long captions: CLIP-style tokenizers at 77 "
+        f"tokens).</p>{bar_chart(bins, words)}{table}"
+    )
+
+
+def event_outlines(manifest: Mapping[str, Any]) -> list[Outline]:
+    """Crisis event areas of the recipe's event sources; none when they cannot be read
+    (moved or deleted since the build): the maps then show the chips alone."""
+    try:
+        labels = from_plain(LabelsConfig, manifest["config"]["labels"])
+        return [Outline(e.event_id, e.geometry) for e in crisis_events(labels)]
+    except (PipelineError, OSError, KeyError, TypeError):
+        return []
+
+
+def _maps(meta: gpd.GeoDataFrame, events: Sequence[Outline]) -> str:
     centres = shapely.centroid(np.asarray(meta.geometry))
     points = [(p.x, p.y, s) for p, s in zip(centres, meta["split"], strict=True)]
     regions = []
@@ -162,11 +238,21 @@ def _maps(meta: gpd.GeoDataFrame) -> str:
         c = shapely.centroid(group.geometry.union_all())
         regions.append((c.x, c.y, str(country)))
         squares = [(g.bounds, s) for g, s in zip(group.geometry, group["split"], strict=True)]
-        panels.append(region_map(squares, f"{country} ({len(group)} chips)"))
+        panels.append(region_map(squares, f"{country} ({len(group)} chips)", events))
+    basemap = (
+        "Countries: Natural Earth 1:110m (public domain)."
+        if countries()
+        else "No country basemap (Natural Earth file not installed)."
+    )
+    outlines = (
+        f"Orange: crisis event areas ({len(events)} events)."
+        if events
+        else "No crisis event areas (event files not readable)."
+    )
     return (
         "<h2>Chip locations</h2><p class=muted>Red: train, blue: retrieval corpus. Regions show "
-        "each chip footprint (1.2 km), all dates and sensors overlaid.</p>"
-        f"{overview_map(points, regions)}<div class=maps>{''.join(panels)}</div>"
+        f"each chip footprint (1.2 km), all dates and sensors overlaid. {outlines} "
+        f"{basemap}</p>{overview_map(points, regions)}<div class=maps>{''.join(panels)}</div>"
     )
 
 

@@ -1,11 +1,11 @@
-"""Figures of the datasheet, self-contained: inline SVG charts and maps, chips as base64 PNG."""
+"""Charts of the datasheet, self-contained: inline SVG bar charts and heat maps, chips as
+base64 PNG (maps: ``report_maps``)."""
 
 from __future__ import annotations
 
 import base64
 import io
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 import numpy as np
@@ -26,10 +26,10 @@ def bar_chart(
     height = len(categories) * (bar * len(names) + gap) + 40
     peak = max([1, *(v for values in series.values() for v in values)])
     scale = (width - left - 60) / peak
-    parts = [_svg_open(width, height)]
+    parts = [svg_open(width, height)]
     for i, category in enumerate(categories):
         top = 10 + i * (bar * len(names) + gap)
-        parts.append(_text(left - 6, top + bar * len(names) / 2 + 4, category, anchor="end"))
+        parts.append(svg_text(left - 6, top + bar * len(names) / 2 + 4, category, anchor="end"))
         for j, name in enumerate(names):
             value = series[name][i]
             y = top + j * bar
@@ -39,7 +39,7 @@ def bar_chart(
                 f'fill="{colour}"><title>{escape(name)}: {value}</title></rect>'
             )
             if value:
-                parts.append(_text(left + value * scale + 3, y + bar - 1, str(value), size=8))
+                parts.append(svg_text(left + value * scale + 3, y + bar - 1, str(value), size=8))
     parts.append(_legend(names, 10, height - 18))
     parts.append("</svg>")
     return "".join(parts)
@@ -50,91 +50,52 @@ def _legend(names: Sequence[str], x: float, y: float) -> str:
     for j, name in enumerate(names):
         colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
         items.append(f'<rect x="{x + j * 130}" y="{y}" width="10" height="10" fill="{colour}"/>')
-        items.append(_text(x + j * 130 + 14, y + 9, name))
+        items.append(svg_text(x + j * 130 + 14, y + 9, name))
     return "".join(items)
 
 
-def _svg_open(width: float, height: float) -> str:
+def svg_open(width: float, height: float) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
         f'viewBox="0 0 {width} {height:.0f}" font-family="sans-serif" font-size="11">'
     )
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", size: int = 11) -> str:
+def svg_text(x: float, y: float, text: str, anchor: str = "start", size: int = 11) -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}">'
         f"{escape(text)}</text>"
     )
 
 
-def overview_map(
-    points: Sequence[tuple[float, float, str]], regions: Sequence[tuple[float, float, str]]
-) -> str:
-    """Chip centres (lon, lat, split) on a lon/lat graticule, with region names."""
-    lons = [p[0] for p in points]
-    lats = [p[1] for p in points]
-    west, east = math.floor(min(lons) / 5) * 5 - 5, math.ceil(max(lons) / 5) * 5 + 5
-    south, north = math.floor(min(lats) / 5) * 5 - 5, math.ceil(max(lats) / 5) * 5 + 5
-    width = 640
-    kx = (width - 40) / (east - west)
-    ky = kx / math.cos(math.radians((north + south) / 2))
-    height = (north - south) * ky + 40
-
-    def xy(lon: float, lat: float) -> tuple[float, float]:
-        return 20 + (lon - west) * kx, 20 + (north - lat) * ky
-
-    parts = [
-        _svg_open(width, height),
-        f'<rect width="{width}" height="{height:.0f}" fill="#f4f8fb"/>',
-    ]
-    parts += _graticule(west, east, south, north, xy)
-    for lon, lat, split in points:
-        x, y = xy(lon, lat)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{SPLIT_COLOURS[split]}"/>')
-    for lon, lat, name in regions:
-        x, y = xy(lon, lat)
-        parts.append(_text(x + 6, y - 6, name, size=12))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _graticule(
-    west: int, east: int, south: int, north: int, xy: Callable[[float, float], tuple[float, float]]
-) -> list[str]:
-    lines = []
-    for lon in range(west, east + 1, 5):
-        (x0, y0), (x1, y1) = xy(lon, south), xy(lon, north)
-        lines.append(
-            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#ccd"/>'
-        )
-        lines.append(_text(x0, y0 + 12, f"{lon}°", anchor="middle", size=9))
-    for lat in range(south, north + 1, 5):
-        (x0, y0), (x1, y1) = xy(west, lat), xy(east, lat)
-        lines.append(
-            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#ccd"/>'
-        )
-        lines.append(_text(x0 - 2, y0 + 3, f"{lat}°", anchor="end", size=9))
-    return lines
-
-
-def region_map(squares: Sequence[tuple[Sequence[float], str]], title: str, size: int = 300) -> str:
-    """Chip footprints (lon/lat bbox, split) of one region, to scale."""
-    boxes = np.array([b for b, _ in squares], dtype=float)
-    west, south = boxes[:, 0].min(), boxes[:, 1].min()
-    east, north = boxes[:, 2].max(), boxes[:, 3].max()
-    aspect = math.cos(math.radians((north + south) / 2))
-    k = (size - 20) / max((east - west) * aspect, north - south, 1e-9)
-    height = (north - south) * k + 40
-    parts = [_svg_open(size, height), _text(size / 2, 14, title, anchor="middle", size=12)]
-    for (minx, miny, maxx, maxy), split in squares:
-        x = 10 + (minx - west) * aspect * k
-        y = 24 + (north - maxy) * k
-        w, h = (maxx - minx) * aspect * k, (maxy - miny) * k
+def heatmap(labels: Sequence[str], matrix: np.ndarray, cell: int = 36) -> str:
+    """A labelled square matrix of counts, shaded by count, the count written in each cell."""
+    left, top = 130, 120
+    size = left + cell * len(labels) + 70  # room for the last slanted label
+    peak = max(1, int(matrix.max()))
+    parts = [svg_open(size, top + cell * len(labels) + 10)]
+    for i, label in enumerate(labels):
+        y = top + i * cell
+        parts.append(svg_text(left - 6, y + cell / 2 + 4, label, anchor="end", size=11))
+        x = left + i * cell + cell / 2
         parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
-            f'fill="{SPLIT_COLOURS[split]}" fill-opacity="0.35" stroke="#333" stroke-width="0.3"/>'
+            f'<text transform="translate({x + 3:.1f},{top - 6}) rotate(-55)" '
+            f'font-size="10">{escape(label)}</text>'
         )
+        for j in range(len(labels)):
+            value = int(matrix[i, j])
+            shade = 1 - value / peak
+            fill = f"rgb({int(255 * shade)},{int(255 - 120 * (1 - shade))},255)"
+            parts.append(
+                f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{fill}"><title>{escape(label)} + {escape(labels[j])}: {value}</title></rect>'
+            )
+            if value:
+                colour = "#fff" if shade < 0.5 else "#222"
+                parts.append(
+                    f'<text x="{left + j * cell + cell / 2:.1f}" y="{y + cell / 2 + 3:.1f}" '
+                    f'text-anchor="middle" font-size="10" fill="{colour}">{value}</text>'
+                )
     parts.append("</svg>")
     return "".join(parts)
 

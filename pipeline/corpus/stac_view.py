@@ -4,8 +4,9 @@
 - ``clm-s1`` and ``clm-s2``: one item per chip (id = chip key), with the label extension
   (classes of the reference labels, Dynamic World land cover, CORINE land use and crisis
   labels; an overview of the chip's labels), the projection extension (the chip's CRS,
-  bounds, 120 x 120 shape), the image asset (its HDF5 shard and key) and a ``source`` link
-  to the scene it was cut from;
+  bounds, 120 x 120 shape), the image asset (its HDF5 shard and key), with
+  ``output.stac_chip_assets: cog`` a per-chip COG asset readable by STAC raster tools
+  (``pipeline.corpus.stac_chip_assets``), and a ``source`` link to the scene it was cut from;
 - ``clm-sources``: one item per source scene (same id as upstream), with its band assets.
 
 The catalog, the collections and up to ``VALIDATE_PER_COLLECTION`` items of each (evenly
@@ -32,6 +33,16 @@ from pystac.validation import validate_dict
 
 from pipeline.archive.stac_catalog import OfflineValidator
 from pipeline.corpus.lock import source_location
+from pipeline.corpus.stac_chip_assets import (
+    COG_ASSET,
+    COG_MEDIA_TYPE,
+    EO_EXTENSION,
+    RASTER_EXTENSION,
+    band_fields,
+    chip_asset_kind,
+    chip_transform,
+    write_chip_cogs,
+)
 from pipeline.errors import CorpusError, SchemaError
 from pipeline.labels.taxonomy import (
     CRISIS_LABELS,
@@ -54,15 +65,19 @@ SENSOR_TEXT = {
 }
 
 
-def write_stac(corpus: Path) -> Path:
-    """Write and validate ``corpus/stac/``; returns the path of ``catalog.json``."""
+def write_stac(corpus: Path, chip_assets: str | None = None) -> Path:
+    """Write and validate ``corpus/stac/``; returns the path of ``catalog.json``.
+    ``chip_assets`` (``none`` | ``cog``) overrides the recipe's ``output.stac_chip_assets``."""
     meta, scenes, manifest = _read_inputs(corpus)
-    catalog = build_catalog(meta, scenes, manifest)
+    cogs = chip_asset_kind(manifest, chip_assets) == "cog"
+    catalog = build_catalog(meta, scenes, manifest, cogs)
     staging = corpus / ".stac-staging"
     if staging.exists():
         shutil.rmtree(staging)
     catalog.normalize_hrefs(staging.as_posix())
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    if cogs:
+        write_chip_cogs(corpus, meta, _item_dirs(catalog))
     validate_catalog(staging, VALIDATE_PER_COLLECTION)
     final = corpus / STAC_DIR
     _swap_directory(staging, final)
@@ -80,8 +95,20 @@ def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str,
     return meta, read_scenes(needed[1]), json.loads(needed[2].read_text())
 
 
+def _item_dirs(catalog: pystac.Catalog) -> dict[str, Path]:
+    return {
+        item.id: Path(str(item.get_self_href())).parent
+        for collection_id in CHIP_COLLECTIONS.values()
+        if (collection := catalog.get_child(collection_id)) is not None
+        for item in collection.get_items()
+    }
+
+
 def build_catalog(
-    meta: gpd.GeoDataFrame, scenes: Sequence[Scene], manifest: Mapping[str, Any]
+    meta: gpd.GeoDataFrame,
+    scenes: Sequence[Scene],
+    manifest: Mapping[str, Any],
+    cogs: bool = False,
 ) -> pystac.Catalog:
     catalog = pystac.Catalog(
         f"crisislandmark-{manifest['name']}",
@@ -94,7 +121,7 @@ def build_catalog(
     for sensor, collection_id in CHIP_COLLECTIONS.items():
         rows = meta[meta["sensor"] == sensor]
         if len(rows):
-            items = [_chip_item(row, sources[row["item_id"]]) for _, row in rows.iterrows()]
+            items = [_chip_item(row, sources[row["item_id"]], cogs) for _, row in rows.iterrows()]
             catalog.add_child(_collection(collection_id, SENSOR_TEXT[sensor], items))
     return catalog
 
@@ -141,7 +168,7 @@ def _source_item(scene: Scene, recipe: Mapping[str, Any]) -> pystac.Item:
     return item
 
 
-def _chip_item(row: Mapping[str, Any], source: pystac.Item) -> pystac.Item:
+def _chip_item(row: Mapping[str, Any], source: pystac.Item, cogs: bool) -> pystac.Item:
     geometry = row["geometry"]
     item = pystac.Item(
         row["key"],
@@ -164,17 +191,18 @@ def _chip_item(row: Mapping[str, Any], source: pystac.Item) -> pystac.Item:
     _add_projection(item, row)
     _add_labels(item, row, source)
     _add_assets(item, row)
+    if cogs:
+        _add_cog(item, row)
     return item
 
 
 def _add_projection(item: pystac.Item, row: Mapping[str, Any]) -> None:
-    minx, miny, maxx, maxy = (float(v) for v in row["read_window"])
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.apply(
         code=f"EPSG:{int(row['epsg'])}",
-        bbox=[minx, miny, maxx, maxy],
+        bbox=[float(v) for v in row["read_window"]],
         shape=[120, 120],
-        transform=[(maxx - minx) / 120, 0.0, minx, 0.0, -(maxy - miny) / 120, maxy],
+        transform=list(chip_transform(row["read_window"]))[:6],
     )
 
 
@@ -232,6 +260,30 @@ def _add_assets(item: pystac.Item, row: Mapping[str, Any]) -> None:
             media_type="application/vnd.apache.parquet",
             roles=["labels", "metadata"],
             extra_fields={"clm:row_key": row["key"]},
+        ),
+    )
+
+
+def _add_cog(item: pystac.Item, row: Mapping[str, Any]) -> None:
+    """The chip as a COG beside the item JSON, with its grid and band description. The grid
+    moves from the item onto this asset, so STAC raster tools (which read every asset with a
+    grid as a raster) load the COG bands and leave the HDF5 shard asset alone."""
+    item.stac_extensions += [EO_EXTENSION, RASTER_EXTENSION]
+    for name in ("proj:shape", "proj:transform"):
+        item.properties.pop(name)
+    item.add_asset(
+        COG_ASSET,
+        pystac.Asset(
+            f"./{row['key']}.tif",
+            title="Chip image, all bands (float32, as in the HDF5 shard)",
+            media_type=COG_MEDIA_TYPE,
+            roles=["data"],
+            extra_fields={
+                "proj:code": f"EPSG:{int(row['epsg'])}",
+                "proj:shape": [120, 120],
+                "proj:transform": list(chip_transform(row["read_window"]))[:6],
+                **band_fields(row["sensor"]),
+            },
         ),
     )
 
