@@ -127,7 +127,8 @@ class CrisisLandMarkCorpus(Dataset[Sample]):
         image = np.asarray(sample["image"], dtype=np.float32)
         sensor = sample.get("sensor") or ("s2" if image.shape[0] >= 12 else "s1")
         caption = str(sample.get("caption", "")) if show_titles else ""
-        return contact_sheet([(chip_rgb(image, sensor), caption)], columns=1, tile_px=360)
+        sheet, _ = contact_sheet([(chip_rgb(image, sensor), caption)], columns=1, tile_px=360)
+        return sheet
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
