@@ -278,8 +278,20 @@ def search(
     run: RunOpt,
     k: Annotated[int, typer.Option("-k", "--k", help="number of hits")] = 20,
     sensor: Annotated[str, typer.Option(help="any | s1 | s2")] = "any",
-    near: Annotated[str | None, typer.Option(help="LON,LAT: only chips near this point")] = None,
-    radius_km: Annotated[float, typer.Option(help="radius for --near, km")] = 50.0,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            help="LON,LAT: a location prior through the run's location encoder (GeoCLOSP); "
+            "runs without one keep only chips within --radius-km"
+        ),
+    ] = None,
+    radius_km: Annotated[
+        float | None,
+        typer.Option(help="keep only chips this close to --near, km (default 50 without a prior)"),
+    ] = None,
+    near_weight: Annotated[
+        float, typer.Option(help="weight of the location prior (GeoCLOSP runs)")
+    ] = 1.0,
     sheet: Annotated[Path | None, typer.Option(help="contact sheet PNG path")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -291,7 +303,7 @@ def search(
     from pipeline.model.sheet import write_contact_sheet
 
     try:
-        hits = run_search(run, query, k, sensor, parse_near(near), radius_km)
+        hits = run_search(run, query, k, sensor, parse_near(near), radius_km, near_weight)
         path = sheet or run / "search" / f"{slug(query)}.png"
         if hits:
             write_contact_sheet(hits, load_index(run).corpus, path, f"{query}  ({sensor})")
