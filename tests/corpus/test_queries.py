@@ -206,7 +206,10 @@ def test_location_queries_follow_the_general_ones_and_round_trip(tmp_path):
     chips = located_chips()
     chips["split"] = "corpus"
     chips["geometry"] = shapely.to_wkb(
-        [shapely.box(x - 0.01, y - 0.01, x + 0.01, y + 0.01) for x, y in zip(chips.lon, chips.lat)]
+        [
+            shapely.box(x - 0.01, y - 0.01, x + 0.01, y + 0.01)
+            for x, y in zip(chips.lon, chips.lat, strict=True)
+        ]
     )
     chips.drop(columns=["lon", "lat"]).to_parquet(tmp_path / "metadata.parquet")
     write_queries(tmp_path, min_support=2)
