@@ -340,5 +340,38 @@ def evaluate(
     typer.echo(f"metrics: {run / 'metrics.json'}")
 
 
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="evaluated run folders (several seeds each)")],
+    metric: Annotated[str, typer.Option(help="metric to compare, e.g. ndcg@10, ndcg@1000")] = (
+        "ndcg@10"
+    ),
+    png: Annotated[Path | None, typer.Option(help="also draw the comparison into this PNG")] = None,
+    markdown: Annotated[bool, typer.Option(help="print a Markdown table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Runs side by side per index and query group: mean ± std over the runs of each model."""
+    from pipeline.errors import ConfigError
+    from pipeline.model.compare import compare_runs, format_comparison, format_markdown
+    from pipeline.model.evaluate import METRICS
+
+    try:
+        if metric not in METRICS:
+            raise ConfigError(f"--metric {metric!r} is unknown; use one of {', '.join(METRICS)}")
+        comparison = compare_runs(runs, metric)
+        if png is not None:
+            from pipeline.model.compare_plot import write_comparison_png
+
+            write_comparison_png(comparison, png)
+    except PipelineError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(comparison, indent=2))
+    else:
+        typer.echo(format_markdown(comparison) if markdown else format_comparison(comparison))
+    if png is not None:
+        typer.echo(f"chart: {png}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

@@ -12,7 +12,9 @@ Baselines: ``random`` ranks by seeded random scores (mean over seeds); ``oracle`
 ranks by label overlap with each chip's caption labels (location queries: by their
 grade), the upper bound. A run with a location encoder (GeoCLOSP) is also scored as
 ``closp+near``: location queries ranked with their place as a soft prior
-(``pipeline.model.search.geo_prior_rank``), the other queries as ``closp``.
+(``pipeline.model.search.geo_prior_rank``), the other queries as ``closp``. Every run is
+also scored as ``closp+radius``: location queries ranked among the chips within
+``DEFAULT_RADIUS_KM`` of their place only (the hard filter any model can use).
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ from pipeline.errors import CorpusError
 from pipeline.model.closp import CLOSP
 from pipeline.model.errors import ConfigError
 from pipeline.model.run import load_trained_model, read_metrics, update_metrics
-from pipeline.model.search import CorpusIndex, geo_prior_rank, load_index, rank
+from pipeline.model.search import (
+    DEFAULT_RADIUS_KM,
+    CorpusIndex,
+    candidate_ids,
+    geo_prior_rank,
+    load_index,
+    rank,
+)
 from pipeline.model.tracking import tracker_for_run
 
 METRICS = ("ndcg@10", "ndcg@100", "ndcg@1000", "map@1000", "recall@10", "recall@100", "recall@1000")
@@ -47,8 +56,8 @@ MEASURES = {  # our names -> ir-measures (trec_eval) names
 }  # fmt: skip
 HEADERS = ("nDCG@10", "nDCG@100", "nDCG@1000", "mAP@1000", "R@10", "R@100", "R@1000")
 DEPTH = 1000
-METHODS = ("closp", "closp+near", "random", "oracle")
-NEAR = "closp+near"
+METHODS = ("closp", "closp+near", "closp+radius", "random", "oracle")
+NEAR, RADIUS = "closp+near", "closp+radius"
 LOCATION_GROUP = "location"
 
 Ranking = dict[str, dict[str, float]]  # qid -> key -> score
@@ -75,6 +84,7 @@ def evaluate_run(
     places = encode_places(model, queries)
     if places is not None:
         runs[NEAR] = [near_runs(index, queries, vectors, places, closp)]
+    runs[RADIUS] = [radius_runs(index, queries, vectors, closp)]
     report = {
         "corpus": str(corpus_dir),
         "queries": len(queries),
@@ -152,6 +162,27 @@ def random_runs(table: pd.DataFrame, queries: Sequence[Query], seed: int) -> dic
     rng = np.random.default_rng(seed)
     scores = rng.random((len(queries), len(table)), dtype=np.float32)
     return _runs_from_scores(table, queries, scores)
+
+
+def radius_runs(
+    index: CorpusIndex,
+    queries: Sequence[Query],
+    vectors: np.ndarray,
+    closp: Mapping[str, Ranking],
+    radius_km: float = DEFAULT_RADIUS_KM,
+) -> dict[str, Ranking]:
+    """``closp`` with the queries that name a place ranked among the chips near it only."""
+    keys = index.table["key"].to_numpy()
+    runs = {name: dict(ranking) for name, ranking in closp.items()}
+    for row, query in enumerate(queries):
+        if query.near is None:
+            continue
+        for name in QREL_SETS:
+            sensor = "any" if name == "all" else name
+            ids = candidate_ids(index.table, sensor, query.near, radius_km)
+            _, found = rank(index, vectors[row : row + 1], DEPTH, ids)
+            runs[name].update(_ranking([query], keys, found))
+    return runs
 
 
 def oracle_runs(
@@ -271,7 +302,7 @@ def score_set(
         result[group] = {"queries": len(present)} | {
             method: {m: round(float(t.loc[present, m].mean()), 4) for m in METRICS}
             for method, t in tables.items()
-            if method != NEAR or located
+            if method not in (NEAR, RADIUS) or located
         }
     return result
 
