@@ -97,7 +97,7 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
     for name in SETS:
         for group, cells in comparison["sets"].get(name, {}).items():
             row = [name, group]
-            row += [_cell(cells[c]) if c in cells else "" for c in cols]
+            row += [_cell(cells[c], c) if c in cells else "" for c in cols]
             rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [f"{comparison['metric']}, mean ± std over runs ({_runs(comparison)})"]
@@ -114,7 +114,7 @@ def format_markdown(comparison: Mapping[str, Any]) -> str:
     ]
     for name in SETS:
         for group, cells in comparison["sets"].get(name, {}).items():
-            values = [_cell(cells[c]) if c in cells else "" for c in cols]
+            values = [_cell(cells[c], c) if c in cells else "" for c in cols]
             lines.append(f"| {name} | {group} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
@@ -123,8 +123,11 @@ def _short(column: str) -> str:
     return "random" if column.endswith(" random") else column
 
 
-def _cell(stats: Mapping[str, Any]) -> str:
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}" if stats["n"] > 1 else f"{stats['mean']:.3f}"
+def _cell(stats: Mapping[str, Any], column: str = "") -> str:
+    """``mean ± std``; the random baseline (the same seeds in every report) as its mean."""
+    if stats["n"] < 2 or column.endswith(" random"):
+        return f"{stats['mean']:.3f}"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
 
 def _runs(comparison: Mapping[str, Any]) -> str:

@@ -41,7 +41,11 @@ def write_comparison_png(comparison: Mapping[str, Any], path: Path) -> Path:
 
 
 def _panel_height(table: Mapping[str, Any], cols: list[str]) -> int:
-    return len(table) * (BAR * len(cols) + GAP) + 50
+    return sum(_group_height(cells, cols) for cells in table.values()) + 50
+
+
+def _group_height(cells: Mapping[str, Any], cols: list[str]) -> int:
+    return BAR * sum(col in cells for col in cols) + GAP
 
 
 def _panel(
@@ -61,11 +65,12 @@ def _panel(
         draw.line((x, top + 20, x, axis_bottom), fill="#dddddd")
         draw.text((x - 10, axis_bottom + 2), f"{tick:g}", fill="#555555", font=font)
     for group, cells in table.items():
-        draw.text((PAD, y + (BAR * len(cols)) / 2 - 7), group, fill="black", font=font)
-        for i, col in enumerate(cols):
-            if col in cells:
-                _bar(draw, cells[col], LEFT, y + i * BAR, scale, COLOURS[i % len(COLOURS)])
-        y += BAR * len(cols) + GAP
+        height = _group_height(cells, cols)
+        draw.text((PAD, y + (height - GAP) / 2 - 7), group, fill="black", font=font)
+        present = [(i, col) for i, col in enumerate(cols) if col in cells]
+        for slot, (i, col) in enumerate(present):
+            _bar(draw, cells[col], LEFT, y + slot * BAR, scale, COLOURS[i % len(COLOURS)])
+        y += height
 
 
 def _bar(
