@@ -55,6 +55,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32")
     p.add_argument("--weights", action="append", default=[], help="SENSOR=PATH backbone weights")
+    p.add_argument("--threads", type=int, help="torch CPU threads (tiny mode: 1)")
     p.add_argument("--tiny", action="store_true", help="CPU smoke mode: tiny CNN, 3 steps")
     args = p.parse_args(argv)
     if args.tiny:
@@ -65,6 +66,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
             1,
         )
         args.batch_size = min(args.batch_size, 4)
+        args.threads = args.threads or 1
     return args
 
 
@@ -86,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     device = device_for(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as run_dir:
         options = TrainOptions(
             corpus=args.corpus.resolve(), run_dir=Path(run_dir), model_config=args.model_config,
@@ -120,6 +124,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "tiny": bool(args.tiny),
+        "cpu_threads": torch.get_num_threads(),
         "amp": bool(args.amp),
         "batch_size_per_sensor": args.batch_size,
         "sensors": list(streams),
