@@ -92,7 +92,7 @@ def columns(comparison: Mapping[str, Any]) -> list[str]:
 def format_comparison(comparison: Mapping[str, Any]) -> str:
     """A text table: index, query group, then mean ± std per column."""
     cols = columns(comparison)
-    head = ["index", "queries", *(_short(c) for c in cols)]
+    head = ["index", "queries", *(column_label(c) for c in cols)]
     rows = [head]
     for name in SETS:
         for group, cells in comparison["sets"].get(name, {}).items():
@@ -109,7 +109,7 @@ def format_markdown(comparison: Mapping[str, Any]) -> str:
     """The same table in Markdown (for docs/evaluation.md)."""
     cols = columns(comparison)
     lines = [
-        "| index | queries | " + " | ".join(_short(c) for c in cols) + " |",
+        "| index | queries | " + " | ".join(column_label(c) for c in cols) + " |",
         "|---|---|" + "---|" * len(cols),
     ]
     for name in SETS:
@@ -119,7 +119,7 @@ def format_markdown(comparison: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _short(column: str) -> str:
+def column_label(column: str) -> str:
     return "random" if column.endswith(" random") else column
 
 

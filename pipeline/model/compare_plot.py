@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.model.compare import SETS, _short, columns
+from pipeline.model.compare import SETS, column_label, columns
 from pipeline.storage import atomic_path
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f")
@@ -33,7 +33,7 @@ def write_comparison_png(comparison: Mapping[str, Any], path: Path) -> Path:
     for i, col in enumerate(cols):
         y = top + 6 + 22 * i
         draw.rectangle((LEFT, y, LEFT + 24, y + 12), fill=COLOURS[i % len(COLOURS)])
-        draw.text((LEFT + 32, y - 1), _short(col), fill="black", font=font)
+        draw.text((LEFT + 32, y - 1), column_label(col), fill="black", font=font)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(Path(path)) as tmp:
         image.save(tmp, format="PNG")
