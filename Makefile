@@ -9,7 +9,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)
 	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(DEMO)/airflow/airflow.db
 
-.PHONY: demo test test-slow lint setup lock clean stac-server-setup
+.PHONY: demo test test-slow lint setup lock clean stac-server-setup gpu-check
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+# On a CUDA machine: closp-resnet50 with AMP on the demo corpus, a fixed number of steps;
+# samples/s, peak GPU memory, loss curve, bf16/fp16 vs fp32 -> demo-output/gpu-check.json.
+gpu-check: $(STAMP)
+	@test -f $(DEMO)/archive/archive.json || $(BIN)/clm archive simulate --out $(DEMO)/archive --seed 0
+	@test -f $(DEMO)/corpus/manifest.json || \
+		$(BIN)/clm build --config configs/demo.yaml --archive $(DEMO)/archive --out $(DEMO)/corpus
+	$(BIN)/python benchmarks/gpu_check.py $(DEMO)/corpus --model-config closp-resnet50 \
+		--out $(DEMO)/gpu-check.json
 
 # PostGIS for `clm archive serve` (stac-fastapi-pgstac on the local PostgreSQL); idempotent.
 PG_MAJOR ?= 15

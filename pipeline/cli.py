@@ -300,8 +300,20 @@ def search(
     run: RunOpt,
     k: Annotated[int, typer.Option("-k", "--k", help="number of hits")] = 20,
     sensor: Annotated[str, typer.Option(help="any | s1 | s2")] = "any",
-    near: Annotated[str | None, typer.Option(help="LON,LAT: only chips near this point")] = None,
-    radius_km: Annotated[float, typer.Option(help="radius for --near, km")] = 50.0,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            help="LON,LAT: a location prior through the run's location encoder (GeoCLOSP); "
+            "runs without one keep only chips within --radius-km"
+        ),
+    ] = None,
+    radius_km: Annotated[
+        float | None,
+        typer.Option(help="keep only chips this close to --near, km (default 50 without a prior)"),
+    ] = None,
+    near_weight: Annotated[
+        float, typer.Option(help="weight of the location prior (GeoCLOSP runs)")
+    ] = 1.0,
     sheet: Annotated[Path | None, typer.Option(help="contact sheet PNG path")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -313,7 +325,7 @@ def search(
     from pipeline.model.sheet import write_contact_sheet
 
     try:
-        hits = run_search(run, query, k, sensor, parse_near(near), radius_km)
+        hits = run_search(run, query, k, sensor, parse_near(near), radius_km, near_weight)
         path = sheet or run / "search" / f"{slug(query)}.png"
         if hits:
             write_contact_sheet(hits, load_index(run).corpus, path, f"{query}  ({sensor})")
@@ -348,6 +360,39 @@ def evaluate(
         return
     typer.echo(format_report(report, None if full else ["all"]))
     typer.echo(f"metrics: {run / 'metrics.json'}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="evaluated run folders (several seeds each)")],
+    metric: Annotated[str, typer.Option(help="metric to compare, e.g. ndcg@10, ndcg@1000")] = (
+        "ndcg@10"
+    ),
+    png: Annotated[Path | None, typer.Option(help="also draw the comparison into this PNG")] = None,
+    markdown: Annotated[bool, typer.Option(help="print a Markdown table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Runs side by side per index and query group: mean ± std over the runs of each model."""
+    from pipeline.errors import ConfigError
+    from pipeline.model.compare import compare_runs, format_comparison, format_markdown
+    from pipeline.model.evaluate import METRICS
+
+    try:
+        if metric not in METRICS:
+            raise ConfigError(f"--metric {metric!r} is unknown; use one of {', '.join(METRICS)}")
+        comparison = compare_runs(runs, metric)
+        if png is not None:
+            from pipeline.model.compare_plot import write_comparison_png
+
+            write_comparison_png(comparison, png)
+    except PipelineError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(comparison, indent=2))
+    else:
+        typer.echo(format_markdown(comparison) if markdown else format_comparison(comparison))
+    if png is not None:
+        typer.echo(f"chart: {png}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -10,6 +10,17 @@ Relevance of a chip with labels L to a query with labels Q (``relevance``):
 grade 2 when every query label is on the chip (Q ⊆ L), grade 1 when some are
 (multi-label queries only), otherwise not relevant (not listed).
 
+Location-dependent queries (``location_queries``; kinds ``event``, ``region``, ``rare``) name
+a place and, for crisis events, a time: ``"farmland under flood water near Padova in November
+2021"`` (a crisis event: its post-event chips), ``"forest in Portugal"`` (a land-cover label
+restricted to a country where it is found, when other countries have it too) and ``"olive
+groves in Portugal"`` (a CORINE land-use class found in one country only and on at most
+``RARE_MAX_FRACTION`` of the chips). Each carries ``near``, the (lon, lat) centre of the
+chips of the place it names (where a user would point), for models with a location encoder.
+A chip outside the query's scope (another country; not a post-event chip of the event) is
+not relevant whatever its labels; inside it, the grades above apply (``rare``: grade 2 when
+the chip has the land-use class). See ``location_relevance``.
+
 ``qrels/corpus.qrels`` covers the whole retrieval split; ``qrels/corpus-s1.qrels`` and
 ``qrels/corpus-s2.qrels`` one sensor each. Lines are ``qid 0 docid grade``.
 """
@@ -20,20 +31,30 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import CorpusError
-from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS
+from pipeline.labels.taxonomy import (
+    CRISIS_LABELS,
+    LAND_COVER_LABELS,
+    REFERENCE_LABELS,
+    clc_by_code,
+)
 from pipeline.storage import write_text_atomic
 
 QUERIES_NAME = "queries.jsonl"
 QRELS_DIR = "qrels"
 RETRIEVAL_SPLIT = "corpus"
 QREL_SETS = ("all", "s1", "s2")
+LOCATION_KINDS = ("event", "region", "rare")
+LOCATION_COLUMNS = ("place", "country", "crisis_events", "labels_land_use", "lon", "lat")
+RARE_MAX_FRACTION = 0.1
+BASE_FIELDS = ("qid", "text", "labels", "kind", "crisis")
 
 PHRASES = {
     "water": "a lake or river",
@@ -58,8 +79,26 @@ class Query:
     qid: str
     text: str
     labels: tuple[str, ...]
-    kind: str  # "single" | "pair" | "paraphrase"
+    kind: str  # "single" | "pair" | "paraphrase" | "event" | "region" | "rare"
     crisis: str | None = None
+    near: tuple[float, float] | None = None  # (lon, lat) of the place a location query names
+    country: str | None = None  # scope: only chips in this country are relevant
+    event: str | None = None  # scope: only post-event chips of this crisis event
+    land_use: int | None = None  # ``rare``: the CORINE level-3 code asked for
+
+    @property
+    def located(self) -> bool:
+        return self.kind in LOCATION_KINDS
+
+    def to_json(self) -> str:
+        """One ``queries.jsonl`` line; location fields only when set (general lines unchanged)."""
+        row = {k: v for k, v in asdict(self).items() if k in BASE_FIELDS or v is not None}
+        return json.dumps(row, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> Query:
+        near = row.get("near")
+        return cls(**{**row, "labels": tuple(row["labels"]), "near": tuple(near) if near else None})
 
 
 def reference_text(labels: Iterable[str]) -> str:
@@ -77,8 +116,13 @@ def paraphrase(labels: Sequence[str]) -> str:
     return " ".join([text, *(modifier for _, modifier in crisis)])
 
 
-def generate_queries(label_sets: Iterable[Sequence[str]], min_support: int = 5) -> list[Query]:
-    """Single labels present, label pairs on >= ``min_support`` chips, and their paraphrases."""
+def generate_queries(
+    label_sets: Iterable[Sequence[str]],
+    min_support: int = 5,
+    chips: pd.DataFrame | None = None,
+) -> list[Query]:
+    """Single labels present, label pairs on >= ``min_support`` chips, and their paraphrases;
+    then, when ``chips`` has the location columns, the location-dependent queries."""
     sets = [frozenset(s) for s in label_sets]
     singles = Counter(label for s in sets for label in s)
     pairs = Counter(p for s in sets for p in itertools.combinations(sorted(s), 2))
@@ -86,9 +130,9 @@ def generate_queries(label_sets: Iterable[Sequence[str]], min_support: int = 5) 
     combos += [p for p in sorted(pairs) if pairs[p] >= min_support]
     queries = [_query(labels, reference_text(labels), _kind(labels)) for labels in combos]
     queries += [_query(labels, paraphrase(labels), "paraphrase") for labels in combos]
-    return [
-        Query(f"q{i:04d}", q.text, q.labels, q.kind, q.crisis) for i, q in enumerate(queries, 1)
-    ]
+    if chips is not None:
+        queries += location_queries(chips, min_support)
+    return [replace(q, qid=f"q{i:04d}") for i, q in enumerate(queries, 1)]
 
 
 def _kind(labels: Sequence[str]) -> str:
@@ -109,12 +153,109 @@ def relevance(query_labels: Iterable[str], chip_labels: Iterable[str]) -> int:
     return 1 if shared and len(wanted) > 1 else 0
 
 
+def location_queries(chips: pd.DataFrame, min_support: int = 5) -> list[Query]:
+    """Crisis events by place and month, land cover by country, rare regional land use.
+
+    ``chips`` needs ``labels`` and ``LOCATION_COLUMNS``; without them there are none."""
+    if not set(LOCATION_COLUMNS) <= set(chips.columns) or chips.empty:
+        return []
+    return [
+        *event_queries(chips, min_support),
+        *region_queries(chips, min_support),
+        *rare_queries(chips, min_support),
+    ]
+
+
+def event_queries(chips: pd.DataFrame, min_support: int = 5) -> list[Query]:
+    """Per crisis event: its crisis label, and that label on the event's commonest land
+    cover, ``near <place> in <month of the first post-event chip>``."""
+    queries = []
+    for event in sorted({e for events in chips["crisis_events"] for e in events}):
+        members = chips[[event in events for events in chips["crisis_events"]]]
+        crisis = _most_common(
+            label for ls in members["labels"] for label in ls if _is_crisis(label)
+        )
+        if crisis is None:
+            continue
+        hit = members[[crisis in ls for ls in members["labels"]]]
+        month = pd.Timestamp(min(members["datetime"])).strftime("%B %Y")
+        where = f"near {_most_common(hit['place'])} in {month}"
+        scope = {"near": _centre(hit), "event": event, "crisis": crisis}
+        queries.append(
+            Query("", f"{CRISIS_PHRASES[crisis][0]} {where}", (crisis,), "event", **scope)
+        )
+        cover = Counter(label for ls in hit["labels"] for label in ls if label in PHRASES)
+        if cover and cover.most_common(1)[0][1] >= min_support:
+            labels = tuple(sorted((cover.most_common(1)[0][0], crisis)))
+            queries.append(Query("", f"{paraphrase(labels)} {where}", labels, "event", **scope))
+    return queries
+
+
+def region_queries(chips: pd.DataFrame, min_support: int = 5) -> list[Query]:
+    """A land-cover label in one country, where other countries have it too."""
+    queries = []
+    for label in LAND_COVER_LABELS:
+        has = chips[[label in ls for ls in chips["labels"]]]
+        counts = has["country"].value_counts()
+        if len(counts) < 2:
+            continue
+        for country in sorted(counts[counts >= min_support].index):
+            near = _centre(chips[chips["country"] == country])
+            text = f"{PHRASES[label]} in {country}"
+            queries.append(Query("", text, (label,), "region", near=near, country=country))
+    return queries
+
+
+def rare_queries(chips: pd.DataFrame, min_support: int = 5) -> list[Query]:
+    """CORINE land-use classes found in one country only, on few chips."""
+    codes = Counter(int(c) for codes in chips["labels_land_use"] for c in set(codes))
+    queries = []
+    for code, count in sorted(codes.items()):
+        if not min_support <= count <= RARE_MAX_FRACTION * len(chips):
+            continue
+        has = chips[[code in set(map(int, cs)) for cs in chips["labels_land_use"]]]
+        if has["country"].nunique() != 1:
+            continue
+        country = has["country"].iloc[0]
+        text = f"{clc_by_code(code).name.lower()} in {country}"
+        near = _centre(chips[chips["country"] == country])
+        queries.append(Query("", text, (), "rare", near=near, country=country, land_use=code))
+    return queries
+
+
+def _is_crisis(label: str) -> bool:
+    return label in CRISIS_LABELS.values()
+
+
+def _most_common(values: Iterable[Any]) -> Any:
+    counts = Counter(values)
+    return min(counts, key=lambda v: (-counts[v], v)) if counts else None
+
+
+def _centre(chips: pd.DataFrame) -> tuple[float, float]:
+    return (round(float(chips["lon"].mean()), 5), round(float(chips["lat"].mean()), 5))
+
+
+def location_relevance(query: Query, chip: Mapping[str, Any]) -> int:
+    """Grade of a chip (``labels``, ``country``, ``crisis_events``, ``labels_land_use``) for
+    a location query: 0 outside its scope, else the label grade (rare: has the class)."""
+    if query.country is not None and chip["country"] != query.country:
+        return 0
+    if query.event is not None and query.event not in chip["crisis_events"]:
+        return 0
+    if query.land_use is not None:
+        return 2 if query.land_use in {int(c) for c in chip["labels_land_use"]} else 0
+    return relevance(query.labels, chip["labels"])
+
+
 def build_qrels(
     queries: Sequence[Query], chips: pd.DataFrame
 ) -> dict[str, dict[str, dict[str, int]]]:
-    """Qrel set (``all``, ``s1``, ``s2``) -> qid -> key -> grade, from ``key, sensor, labels``.
+    """Qrel set (``all``, ``s1``, ``s2``) -> qid -> key -> grade, from ``key, sensor, labels``
+    (and the location columns for location queries).
 
-    Same grades as ``relevance``, computed on label bit masks so large corpora stay fast.
+    Same grades as ``relevance`` / ``location_relevance``, computed on label bit masks so
+    large corpora stay fast.
     """
     bits = {label: 1 << i for i, label in enumerate(sorted({*REFERENCE_LABELS, *_all(chips)}))}
     masks = np.array([sum(bits[label] for label in set(ls)) for ls in chips["labels"]], np.int64)
@@ -126,6 +267,8 @@ def build_qrels(
         grades = np.where(shared == len(set(query.labels)), 2, np.where(shared > 0, 1, 0))
         if len(query.labels) == 1:
             grades = np.where(grades == 2, 2, 0)
+        if query.located:
+            grades = np.where(_in_scope(query, chips), grades, 0)
         for name in QREL_SETS:
             hit = grades > 0 if name == "all" else (grades > 0) & (sensors == name)
             if hit.any():
@@ -133,6 +276,18 @@ def build_qrels(
                     zip(keys[hit].tolist(), grades[hit].tolist(), strict=True)
                 )
     return qrels
+
+
+def _in_scope(query: Query, chips: pd.DataFrame) -> np.ndarray:
+    keep = np.ones(len(chips), dtype=bool)
+    if query.country is not None:
+        keep &= chips["country"].to_numpy() == query.country
+    if query.event is not None:
+        keep &= np.array([query.event in events for events in chips["crisis_events"]], bool)
+    if query.land_use is not None:
+        code = query.land_use
+        keep &= np.array([code in set(map(int, cs)) for cs in chips["labels_land_use"]], bool)
+    return keep
 
 
 def _all(chips: pd.DataFrame) -> set[str]:
@@ -143,10 +298,10 @@ def write_queries(corpus_dir: Path, min_support: int = 5) -> list[Path]:
     """Write ``queries.jsonl`` and ``qrels/*.qrels`` for the retrieval split; returns the paths."""
     corpus_dir = Path(corpus_dir)
     chips = retrieval_chips(corpus_dir)
-    queries = generate_queries(chips["labels"], min_support)
+    queries = generate_queries(chips["labels"], min_support, chips)
     qrels = build_qrels(queries, chips)
     written = [corpus_dir / QUERIES_NAME]
-    lines = [json.dumps(asdict(q), sort_keys=True) for q in queries]
+    lines = [q.to_json() for q in queries]
     write_text_atomic(written[0], "\n".join(lines) + "\n")
     for name in QREL_SETS:
         path = qrels_path(corpus_dir, name)
@@ -156,15 +311,27 @@ def write_queries(corpus_dir: Path, min_support: int = 5) -> list[Path]:
 
 
 def retrieval_chips(corpus_dir: Path) -> pd.DataFrame:
-    """key, sensor, labels of the retrieval split, sorted by key."""
+    """key, sensor, labels (and, when recorded, place, country, crisis events, land use,
+    datetime and the chip centre lon/lat) of the retrieval split, sorted by key."""
+    import pyarrow.parquet as pq
+
     path = Path(corpus_dir) / "metadata.parquet"
     if not path.is_file():
         raise CorpusError(f"{path} is missing; build the corpus first (`clm build`)")
-    meta = pd.read_parquet(path, columns=["key", "sensor", "split", "labels"])
+    wanted = ["key", "sensor", "split", "labels", *LOCATION_COLUMNS, "datetime", "geometry"]
+    present = set(pq.read_schema(path).names)
+    meta = pd.read_parquet(path, columns=[c for c in wanted if c in present])
     chips = meta[meta["split"] == RETRIEVAL_SPLIT].sort_values("key").reset_index(drop=True)
     if chips.empty:
         raise CorpusError(f"{path} has no chips in the {RETRIEVAL_SPLIT!r} split; rebuild")
-    chips["labels"] = [list(labels) for labels in chips["labels"]]
+    for column in ("labels", "crisis_events", "labels_land_use"):
+        if column in chips:
+            chips[column] = [list(values) for values in chips[column]]
+    if "geometry" in chips:
+        import shapely
+
+        centres = shapely.centroid(shapely.from_wkb(chips.pop("geometry").to_numpy()))
+        chips["lon"], chips["lat"] = shapely.get_x(centres), shapely.get_y(centres)
     return chips
 
 
@@ -202,7 +369,7 @@ def read_queries(corpus_dir: Path) -> list[Query]:
             "(`clm evaluate` does so when it is absent)"
         )
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [Query(**{**row, "labels": tuple(row["labels"])}) for row in rows]
+    return [Query.from_json(row) for row in rows]
 
 
 def ensure_queries(corpus_dir: Path, min_support: int = 5) -> list[Query]:

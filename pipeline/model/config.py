@@ -39,6 +39,9 @@ class TextEncoderConfig:
     max_length: int = 64
     freeze: bool = True
     projection: str = "auto"
+    unfreeze_after_steps: int | None = None  # warm-up: frozen for this many steps, then trained
+    unfreeze_after_epochs: float | None = None  # the same in epochs (the reference: 1)
+    lr: float | None = None  # the transformer's own one-cycle peak learning rate
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,36 @@ def _check_values(config: ModelConfig, source: str) -> None:
             f"{source}: text.projection {config.text.projection!r} is unknown; "
             f"use one of {TEXT_PROJECTIONS}"
         )
+    _check_text_schedule(config.text, source)
     if config.s1_normalisation not in ("none", "ssl4eo"):
         raise ConfigError(f"{source}: s1_normalisation must be 'none' or 'ssl4eo'")
     if config.location is not None and config.location.convention not in ("satclip", "orthonormal"):
         raise ConfigError(f"{source}: location.convention must be 'satclip' or 'orthonormal'")
     if config.embed_dim <= 0 or config.loss.temperature <= 0:
         raise ConfigError(f"{source}: embed_dim and loss.temperature must be positive")
+
+
+def _check_text_schedule(text: TextEncoderConfig, source: str) -> None:
+    after = [v for v in (text.unfreeze_after_steps, text.unfreeze_after_epochs) if v is not None]
+    if len(after) > 1:
+        raise ConfigError(
+            f"{source}: text.unfreeze_after_steps and text.unfreeze_after_epochs both set; keep one"
+        )
+    if after and not text.freeze:
+        raise ConfigError(
+            f"{source}: text.unfreeze_after_* needs text.freeze: true (frozen during the warm-up)"
+        )
+    if after and after[0] < 0:
+        raise ConfigError(f"{source}: text.unfreeze_after_* must be >= 0")
+    if text.lr is not None and text.lr <= 0:
+        raise ConfigError(f"{source}: text.lr must be positive")
+
+
+def text_unfreeze_step(text: TextEncoderConfig, steps_per_epoch: int) -> int | None:
+    """The global step at which a warm-up ends and the text transformer starts training
+    (``None``: no warm-up; the transformer keeps its ``freeze`` setting throughout)."""
+    if text.unfreeze_after_steps is not None:
+        return int(text.unfreeze_after_steps)
+    if text.unfreeze_after_epochs is not None:
+        return round(text.unfreeze_after_epochs * steps_per_epoch)
+    return None

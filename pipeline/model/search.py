@@ -1,7 +1,15 @@
 """Text-to-image search over a run's index (``clm search``), with a contact sheet of the hits.
 
-    load_index -> encode the query -> candidate_ids (sensor, --near radius) -> rank -> hits
-    -> write_contact_sheet (S2 as RGB from B04/B03/B02, S1 as VV / VH / VV-VH false colour)
+    load_index -> encode the query (+ the --near location prior) -> candidate_ids (sensor,
+    radius) -> rank -> hits -> write_contact_sheet (S2 as RGB from B04/B03/B02, S1 as
+    VV / VH / VV-VH false colour)
+
+``--near LON,LAT`` with a run that has a location encoder (GeoCLOSP) is a soft prior: a chip
+scores cos(text, image) + w * cos(location, image), i.e. the query vector is the text
+embedding plus ``w`` times the location embedding (``geo_prior_rank``; w = ``near_weight``,
+default ``GEO_PRIOR_WEIGHT``). Nothing is excluded unless ``radius_km`` is given too. Runs
+without a location encoder (CLOSP) can only filter: ``--near`` keeps the chips within
+``radius_km`` (default ``DEFAULT_RADIUS_KM``) and leaves their order as the text gives it.
 
 Filtered searches over at most ``EXACT_MAX`` candidates are exact (a dot product over the
 stored embeddings); larger ones go through the FAISS index with an id selector.
@@ -24,6 +32,8 @@ from pipeline.model.run import INDEX_DIR
 
 EXACT_MAX = 100_000
 EARTH_RADIUS_KM = 6371.0088
+DEFAULT_RADIUS_KM = 50.0
+GEO_PRIOR_WEIGHT = 1.0
 SENSOR_FILTERS = ("any", "s1", "s2")
 
 
@@ -98,7 +108,7 @@ def candidate_ids(
     table: pd.DataFrame,
     sensor: str = "any",
     near: tuple[float, float] | None = None,
-    radius_km: float = 50.0,
+    radius_km: float = DEFAULT_RADIUS_KM,
 ) -> np.ndarray | None:
     """FAISS ids passing the sensor and distance filters; ``None`` when nothing is filtered."""
     if sensor not in SENSOR_FILTERS:
@@ -144,6 +154,20 @@ def selector_params(index: Any, ids: np.ndarray) -> Any:
     return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
 
 
+def geo_prior_rank(
+    index: CorpusIndex,
+    text_vectors: np.ndarray,
+    location_vectors: np.ndarray,
+    k: int,
+    ids: np.ndarray | None = None,
+    weight: float = GEO_PRIOR_WEIGHT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rank`` by cos(text, image) + ``weight`` * cos(location, image): one inner product
+    with the combined query vector, so every index kind serves it."""
+    combined = np.asarray(text_vectors, np.float32) + weight * np.asarray(location_vectors)
+    return rank(index, np.ascontiguousarray(combined, dtype=np.float32), k, ids)
+
+
 def exact_top_k(
     vectors: np.ndarray, queries: np.ndarray, k: int, ids: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -160,20 +184,31 @@ def search(
     k: int = 20,
     sensor: str = "any",
     near: tuple[float, float] | None = None,
-    radius_km: float = 50.0,
+    radius_km: float | None = None,
+    near_weight: float = GEO_PRIOR_WEIGHT,
 ) -> list[Hit]:
-    """The ``k`` best chips for ``query`` in the run's index."""
+    """The ``k`` best chips for ``query`` in the run's index (see the module notes on ``near``)."""
+    import torch
+
     from pipeline.model.run import load_trained_model
 
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
+    if radius_km is not None and radius_km <= 0:
+        raise ConfigError(f"--radius-km must be positive, got {radius_km}")
     index = load_index(run_dir)
     model = load_trained_model(run_dir)
-    import torch
-
+    prior = near is not None and model.location_encoder is not None and near_weight != 0
+    if near is not None and not prior and radius_km is None:
+        radius_km = DEFAULT_RADIUS_KM
     with torch.no_grad():
         vector = model.encode_text([query]).float().numpy()
-    scores, found = rank(index, vector, k, candidate_ids(index.table, sensor, near, radius_km))
+        where = model.encode_location(torch.tensor([near])).float().numpy() if prior else None
+    ids = candidate_ids(index.table, sensor, near if radius_km else None, radius_km or 0.0)
+    if where is not None:
+        scores, found = geo_prior_rank(index, vector, where, k, ids, near_weight)
+    else:
+        scores, found = rank(index, vector, k, ids)
     return hits_from(index.table, scores[0], found[0], near)
 
 

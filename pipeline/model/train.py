@@ -2,7 +2,12 @@
 
     prepare_run -> build_training_model -> sensor_streams -> warm_text_cache
     -> make_optimizer -> resume -> loop of train_step (one S2 + one S1 batch per step;
-    checkpoints, progress, MLflow) -> finish (model.pt, metrics.json)
+    the text warm-up switch; checkpoints, progress, MLflow) -> finish (model.pt, metrics.json)
+
+Text warm-up (``text.unfreeze_after_steps`` / ``_epochs`` in the model config): the text
+transformer stays frozen (cached features) until that global step, then trains with its
+own parameter groups (peak learning rate ``text.lr``, default ``--lr``) on the same
+one-cycle schedule. The phase follows from the step, so a resumed run is in the right one.
 
 Each step takes one batch from every trained sensor's stream (the reference interleaves
 one loader per sensor); an epoch is one pass of the largest sensor, smaller ones cycle.
@@ -33,6 +38,7 @@ from pipeline.model.channels import SENSORS
 from pipeline.model.checkpoint import TrainingParts, last_checkpoint, load_checkpoint
 from pipeline.model.checkpoint import save_checkpoint as write_checkpoint
 from pipeline.model.closp import CLOSP, ClospBatch, device_for, grad_scaler
+from pipeline.model.config import text_unfreeze_step
 from pipeline.model.data import PrefetchingStream, SensorStream, spec_captions, stream_specs
 from pipeline.model.errors import ConfigError
 from pipeline.model.fit import EpochLog, train_step
@@ -95,8 +101,10 @@ def _train(options: TrainOptions, dist: DistInfo) -> Path:
     torch.manual_seed(options.seed)
     model = build_training_model(options).to(dist.device)
     streams = sensor_streams(options, dist)
-    warm_text_cache(model, streams, dist)
     steps_per_epoch = max(stream.batches_per_pass for stream in streams.values())
+    unfreeze_at = text_unfreeze_step(model.config.text, steps_per_epoch)
+    if unfreeze_at != 0:
+        warm_text_cache(model, streams, dist)
     total = steps_per_epoch * options.epochs
     amp = use_amp(options.amp, dist.device)
     parts = make_optimizer(model, options, total, grad_scaler(dist.device, amp))
@@ -110,6 +118,8 @@ def _train(options: TrainOptions, dist: DistInfo) -> Path:
     progress = Progress(total, steps_per_epoch, options.log_every, enabled=dist.main)
     started, start_step = time.perf_counter(), step
     while step < total and (options.stop_after is None or step < options.stop_after):
+        if unfreeze_at is not None and step >= unfreeze_at and model.text_encoder.frozen:
+            net = unfreeze_text(model, dist, step)
         batch = ClospBatch(**{s: stream.next_batch() for s, stream in streams.items()})
         lr = parts.optimizer.param_groups[0]["lr"]
         terms = train_step(net, model, parts, batch, dist.device, amp)
@@ -126,9 +136,22 @@ def _train(options: TrainOptions, dist: DistInfo) -> Path:
         stream.close()
     barrier(dist)
     if dist.main and step >= total and (step > start_step or not has_model(options.run_dir)):
-        finish(options, model, log, step, time.perf_counter() - started, step - start_step, dist)
+        seconds = time.perf_counter() - started
+        finish(options, model, log, step, seconds, step - start_step, dist, unfreeze_at)
     tracker.close()
     return options.run_dir
+
+
+def unfreeze_text(model: CLOSP, dist: DistInfo, step: int) -> torch.nn.Module:
+    """End the text warm-up: the transformer trains from here on (a new DDP wrapper, since
+    DistributedDataParallel registers only the parameters trainable when it is built)."""
+    model.text_encoder.set_frozen(False)
+    model.text_encoder.train(model.training)
+    if dist.main:
+        print(f"step {step}: text encoder unfrozen", file=sys.stderr)
+    if dist.world_size > 1:
+        return torch.nn.parallel.DistributedDataParallel(model)
+    return model
 
 
 def start_distributed(options: TrainOptions) -> DistInfo:
@@ -233,28 +256,40 @@ def use_amp(setting: str, device: torch.device) -> bool:
 def make_optimizer(
     model: CLOSP, options: TrainOptions, total_steps: int, scaler: torch.amp.GradScaler
 ) -> TrainingParts:
-    """AdamW (no weight decay on biases, norms and the logit scale) with a one-cycle schedule."""
-    decay: list[torch.nn.Parameter] = []
-    plain: list[torch.nn.Parameter] = []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else plain).append(param)
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "weight_decay": options.weight_decay},
-        {"params": plain},
-    ]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=options.lr,
-        weight_decay=0.0,
+    """AdamW (no weight decay on biases, norms and the logit scale) with a one-cycle schedule.
+
+    A text transformer that trains at some point (not frozen, or after a warm-up) gets its
+    own two groups with peak ``text.lr``; frozen, its parameters have no gradients and
+    AdamW leaves them alone."""
+    text = model.config.text
+    transformer = list(model.text_encoder.transformer.parameters())
+    in_text = {id(p) for p in transformer}
+    text_trains = (
+        not text.freeze
+        or text_unfreeze_step(text, 1) is not None
+        or any(p.requires_grad for p in transformer)
     )
+    main = [p for p in model.parameters() if p.requires_grad and id(p) not in in_text]
+    groups = _decay_groups(main, options.weight_decay, options.lr)
+    if text_trains:
+        groups += _decay_groups(transformer, options.weight_decay, text.lr or options.lr)
+    optimizer = torch.optim.AdamW(groups, lr=options.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=options.lr,
+        max_lr=[group["lr"] for group in groups],
         total_steps=max(total_steps, 4),  # one-cycle needs >= 2 warm-up steps
         pct_start=min(max(options.pct_start, 2 / max(total_steps, 4)), 0.5),
     )
     return TrainingParts(model, optimizer, scheduler, scaler)
+
+
+def _decay_groups(
+    params: list[torch.nn.Parameter], weight_decay: float, lr: float
+) -> list[dict[str, Any]]:
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay, "lr": lr},
+        {"params": [p for p in params if p.ndim < 2], "lr": lr},
+    ]
 
 
 def resume(
@@ -299,6 +334,7 @@ def finish(
     seconds: float,
     steps_run: int,
     dist: DistInfo,
+    unfreeze_at: int | None = None,
 ) -> None:
     """Write ``model.pt`` and the ``train`` section of ``metrics.json``."""
     save_model(options.run_dir, model, step)
@@ -312,6 +348,7 @@ def finish(
         "seconds_this_session": round(seconds, 2),
         "steps_this_session": steps_run,
         "logit_scale": float(model.logit_scale().detach()),
+        "text_unfrozen_at_step": unfreeze_at,
     }
     update_metrics(options.run_dir, "train", summary)
     print(f"trained {options.run_dir}: {step} steps, final loss {log.last_loss():.4f}")

@@ -60,3 +60,15 @@ def tiny_run(tiny_corpus, tmp_path_factory, train_argv):
     assert main(train_argv(tiny_corpus, run_dir)) == 0
     embed_corpus(run_dir, tiny_corpus)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_geo_run(tiny_corpus, tmp_path_factory, train_argv):
+    """A GeoCLOSP run (location encoder) trained for two epochs on the tiny corpus, embedded."""
+    from pipeline.model.embed import embed_corpus
+    from pipeline.model.train import main
+
+    run_dir = tmp_path_factory.mktemp("tiny-geo-run") / "run"
+    assert main(train_argv(tiny_corpus, run_dir, "--model-config", "geoclosp-tiny-cnn")) == 0
+    embed_corpus(run_dir, tiny_corpus)
+    return run_dir
