@@ -162,13 +162,14 @@ def export(
     shard_size: Annotated[int, typer.Option(help="samples per WebDataset tar")] = 512,
 ) -> None:
     """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC)."""
-    from pipeline.corpus.export import write_view
+    from pipeline.corpus.export import export_view
 
     try:
-        paths = write_view(corpus, view, shard_size)
+        version, paths = export_view(corpus, view, shard_size)
     except PipelineError as exc:
         _fail(exc)
-    typer.echo(f"{view}: {len(paths)} file(s) written under {corpus}")
+    published = f"published as {version.name}" if version.published else "unchanged"
+    typer.echo(f"{view}: {len(paths)} file(s) written under {corpus} ({published})")
 
 
 @app.command()

@@ -40,10 +40,16 @@ SOURCES_FILE = "sources.parquet"
 
 
 def write_corpus(
-    config: RunConfig, scenes_path: Path, chips_index: Path, records_path: Path, chip_dir: Path
+    config: RunConfig,
+    scenes_path: Path,
+    chips_index: Path,
+    records_path: Path,
+    chip_dir: Path,
+    into: Path | None = None,
 ) -> Path:
-    """Write the corpus files into ``config.output.dir``; returns that directory."""
-    corpus = config.output.dir
+    """Write the corpus files into ``into`` (a version being staged; default
+    ``config.output.dir``); returns that directory."""
+    corpus = into or config.output.dir
     chips = kept_chips(chips_index)
     records = {r["key"]: r for r in read_records(records_path)}
     _check_complete(chips, records)
