@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,22 @@ def write_text_atomic(final: Path, text: str) -> None:
 
 def write_json_atomic(final: Path, obj: Any) -> None:
     write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def hdf5_atomic(final: Path, **options: Any) -> Iterator[Any]:
+    """Yield a new ``h5py.File`` held in memory; on success its bytes go to ``final`` through
+    ``atomic_path``. HDF5 writing to a full disk itself crashes the process (a segfault in
+    h5py 3 / HDF5 2.0 when a dataset is released), so only Python writes the bytes, and a full
+    disk is a plain ``OSError``. The bytes are those HDF5 writes to disk (same file image)."""
+    import h5py
+
+    name = f"{Path(final).name}.{uuid.uuid4().hex}"  # identifies the in-memory file only
+    with h5py.File(name, "w", driver="core", backing_store=False, **options) as h5:
+        yield h5
+        h5.flush()
+        image = h5.id.get_file_image()
+    write_bytes_atomic(final, image)
 
 
 MACHINE_FAILURES = {

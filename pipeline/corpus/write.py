@@ -33,7 +33,7 @@ from pipeline.corpus.splits import SplitChip, SplitRule, split_chips
 from pipeline.errors import CorpusError
 from pipeline.sources.base import Scene
 from pipeline.sources.select import read_scenes
-from pipeline.storage import atomic_path, write_json_atomic
+from pipeline.storage import atomic_path, hdf5_atomic, write_json_atomic
 
 SENSORS = ("s1", "s2")
 SOURCES_FILE = "sources.parquet"
@@ -145,7 +145,7 @@ def _write_shard(
     chip_dir: Path,
     digest: str,
 ) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+    with hdf5_atomic(path, track_order=True) as h5:
         for chip, image in _images(chips, chip_dir):
             _write_chip(h5, chip, image, records[chip["key"]]["labels"])
         h5.attrs["content_sha256"] = digest
