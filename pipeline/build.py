@@ -30,6 +30,7 @@ from pipeline.corpus.lock import (
     check_outputs,
     config_from_lock,
     event_entries,
+    fingerprint_inputs,
     format_drift,
     output_files,
     read_lock,
@@ -117,6 +118,7 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
     paths = BuildPaths(config.output.dir)
     out = config.output
     with corpus_writer(paths.corpus) as held:
+        inputs = fingerprint_inputs(config, paths.scenes, paths.work)  # before the manifest
         staging = open_staging(held)
         try:
             write_corpus(config, paths.scenes, chips, records, paths.chip_dir, into=staging)
@@ -125,7 +127,7 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
                 staging,
                 [p.relative_to(staging).as_posix() for p in output_files(staging, out.views)],
             )
-            write_lock(config, staging)
+            write_lock(config, staging, inputs)
         except BaseException:
             discard_temporaries(staging)
             raise

@@ -140,13 +140,20 @@ def annotate(
     config: ConfigOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="records.jsonl to write")],
     archive: ArchiveOpt = None,
+    epsg: Annotated[
+        int | None,
+        typer.Option(
+            help="UTM zone (EPSG) whose grid lon/lat footprints were cut on "
+            "(default: the first of their own zone, the zone west and the zone east that fits)"
+        ),
+    ] = None,
 ) -> None:
     """Annotate and caption chip footprints you supply with the configured label sources."""
     from pipeline.captions.footprints import annotate_footprints
     from pipeline.config import load_config
 
     try:
-        annotate_footprints(load_config(config, archive=archive), chips, out)
+        annotate_footprints(load_config(config, archive=archive), chips, out, epsg)
     except PipelineError as exc:
         _fail(exc)
     typer.echo(f"caption records written to {out}")

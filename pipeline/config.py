@@ -14,15 +14,22 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, SchemaError
+from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.base import SearchQuery
 from pipeline.sources.selection import SelectionRules, parse_selection
-from pipeline.sources.settings import ApiSettings, known_collections, parse_api_settings
+from pipeline.sources.settings import (
+    ApiSettings,
+    RetryPolicy,
+    known_collections,
+    parse_api_settings,
+    parse_retry,
+)
 
 SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
 DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
 CORPUS_VIEWS = ("clm-hdf5", "webdataset", "stac")
+ON_UNVERIFIABLE = ("raise", "record")
 SPLIT_METHODS = ("stratified", "geo-block")
 
 
@@ -34,6 +41,11 @@ class SourceConfig:
     # API sources (stac_api, sentinelhub): URL, provider profile, retries, concurrency.
     # For them ``items`` is only the base that relative asset hrefs resolve against.
     api: ApiSettings | None = None
+    # remote asset reads and fingerprints (HEAD); API sources use it for their requests too
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # a remote asset that cannot be fingerprinted once retries run out: fail the build
+    # ("raise") or record it as unverifiable in corpus.lock and manifest.json ("record")
+    on_unverifiable: str = "raise"
 
 
 SearchConfig = SearchQuery  # the search section is validated straight into the query
@@ -69,8 +81,14 @@ class UserEventsConfig:
 
 @dataclass(frozen=True)
 class EmsProduct:
+    """One EMS rapid-mapping product. Its event date comes from ``event_date`` (ISO date or
+    datetime, UTC), else the activation ``metadata`` JSON, else the product's ``source_table``
+    (the earliest post-event image it cites); resolved when the config is loaded."""
+
     observed_event: str
     metadata: str | None = None
+    source_table: str | None = None
+    event_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,7 @@ def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
         selection=parse_selection(raw.get("selection", {}), archive_meta, str(path)),
     )
     _check_files_exist(config, path)
+    _check_ems_dates(config, path)
     return config
 
 
@@ -207,7 +226,14 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
     api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else None
     asset_base = raw.get("asset_base", "serve" if raw["kind"] == "geoparquet" else str(base))
-    return SourceConfig(kind=raw["kind"], items=items, asset_base=asset_base, api=api)
+    return SourceConfig(
+        kind=raw["kind"],
+        items=items,
+        asset_base=asset_base,
+        api=api,
+        retry=parse_retry(raw),
+        on_unverifiable=str(raw.get("on_unverifiable", "raise")),
+    )
 
 
 def _search(
@@ -322,7 +348,9 @@ def _href(base: Path, href: str) -> str:
 
 def _resolve_ems(base: Path, product: EmsProduct) -> EmsProduct:
     meta = str(_resolve(base, product.metadata)) if product.metadata else None
-    return EmsProduct(str(_resolve(base, product.observed_event)), meta)
+    table = str(_resolve(base, product.source_table)) if product.source_table else None
+    when = str(product.event_date) if product.event_date is not None else None
+    return EmsProduct(str(_resolve(base, product.observed_event)), meta, table, when)
 
 
 def _ems_from_archive(root: Path, event: dict[str, Any]) -> EmsProduct:
@@ -343,6 +371,19 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
     )
 
 
+def _check_ems_dates(config: RunConfig, path: Path) -> None:
+    """Every EMS product has a resolvable event date before any raster work starts."""
+    from pipeline.labels.crisis_ems import ems_event_date
+
+    for product in config.labels.ems:
+        try:
+            ems_event_date(product)
+        except (SourceError, ConfigError) as exc:
+            raise ConfigError(
+                f"{path}: labels.crisis.ems product {Path(product.observed_event).name}: {exc}"
+            ) from exc
+
+
 def _check_files_exist(config: RunConfig, path: Path) -> None:
     missing = [str(config.source.items)] if not config.source.items.exists() else []
     if config.source.kind != "geoparquet":
@@ -351,6 +392,7 @@ def _check_files_exist(config: RunConfig, path: Path) -> None:
     local = [r.href for r in (*labels.corine, *labels.dynamic_world, *labels.worldcover)]
     local += [e.observed_event for e in config.labels.ems]
     local += [e.metadata for e in config.labels.ems if e.metadata]
+    local += [e.source_table for e in config.labels.ems if e.source_table]
     missing += [h for h in local if "://" not in h and not Path(h).exists()]
     if missing:
         raise ConfigError(

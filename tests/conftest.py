@@ -56,3 +56,24 @@ def write_run_config(path: Path, archive: Path, out: Path, **overrides) -> Path:
     raw.update(overrides)
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+@pytest.fixture(scope="session")
+def garble_tile():
+    """``garble_tile(path, where, col=0, row=0, nbytes=16)``: XOR bytes at fraction ``where``
+    of one tile's compressed data, found through the TIFF TileOffsets (not the header)."""
+    return _garble_tile
+
+
+def _garble_tile(path: Path, where: float, col: int = 0, row: int = 0, nbytes: int = 16) -> None:
+    """XOR ``nbytes`` bytes at fraction ``where`` of tile (col, row)'s compressed data."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+        size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    start = offset + int(size * where)
+    for i in range(start, min(start + nbytes, offset + size)):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))

@@ -80,3 +80,53 @@ def test_missing_config_file_and_bad_yaml(tmp_path):
     bad.write_text("version: [1\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def _ems_product(tmp_path: Path) -> tuple[Path, Path]:
+    """A generated EMS observed-event layer citing source 3, and its product's source table."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    layer = tmp_path / "EMSR9002_AOI02_DEL_PRODUCT_observedEventA_r1_v1.shp"
+    gpd.GeoDataFrame(
+        {"event_type": ["5-Flood"], "obj_desc": ["Riverine flood"], "dmg_src_id": [3]},
+        geometry=[shapely.box(11.80, 45.40, 11.81, 45.41)],
+        crs=4326,
+    ).to_file(layer)
+    table = tmp_path / "EMSR9002_AOI02_DEL_PRODUCT_source_r1_v1.dbf"
+    rows = pd.DataFrame({
+        "src_date": ["01/11/2021", "18/11/2021", "19/11/2021"],
+        "source_tm": ["T10:00:00Z", "T05:17:00Z", "T09:30:00Z"],
+        "eventphase": ["Pre-event", "Post-event", "Post-event"],
+        "src_id": [1, 2, 3],
+    })  # fmt: skip
+    gpd.GeoDataFrame(rows).to_file(table, driver="ESRI Shapefile")
+    return layer, table
+
+
+def test_ems_event_date_from_the_configured_source_table(tmp_path):
+    from datetime import UTC, datetime
+
+    from pipeline.labels.annotate import crisis_events
+
+    layer, table = _ems_product(tmp_path)
+    ems = [{"observed_event": layer.name, "source_table": table.name}]
+    config = load_config(_write(tmp_path, labels__crisis__ems=ems))
+    assert config.labels.ems[0].source_table == str(table)
+    (event,) = crisis_events(config.labels)
+    assert event.event_date == datetime(2021, 11, 19, 9, 30, tzinfo=UTC)  # the cited source 3
+    assert event.properties["event_date_source"] == "source_table:post-event image"
+    explicit = [{**ems[0], "event_date": "2021-11-17"}]
+    (event,) = crisis_events(load_config(_write(tmp_path, labels__crisis__ems=explicit)).labels)
+    assert event.event_date == datetime(2021, 11, 17, tzinfo=UTC)
+
+
+def test_ems_product_without_a_resolvable_date_fails_at_load(tmp_path):
+    layer, _ = _ems_product(tmp_path)
+    path = _write(tmp_path, labels__crisis__ems=[{"observed_event": layer.name}])
+    with pytest.raises(ConfigError, match=f"{layer.name}.*event_date.*source_table"):
+        load_config(path)
+    bad = [{"observed_event": layer.name, "event_date": "18 November"}]
+    with pytest.raises(ConfigError, match="not an ISO date"):
+        load_config(_write(tmp_path, labels__crisis__ems=bad))

@@ -24,6 +24,7 @@ from rasterio import features
 from scipy import ndimage
 from shapely.geometry import box, shape
 
+from pipeline import numerics
 from pipeline.archive.geometry import reproject
 from pipeline.archive.landscape import Landscape
 from pipeline.archive.noise import derive_rng, smooth_field, uniform_field
@@ -92,7 +93,8 @@ def _fire_area(rng: np.random.Generator, land: Landscape) -> np.ndarray:
     centre = (height * rng.uniform(0.6, 0.68), width * rng.uniform(0.3, 0.38))
     radius = 0.3 * min(height, width)
     wobble = smooth_field(rng, land.shape, 0.25 * radius, octaves=2)
-    dist = np.hypot((rows - centre[0]) * 1.3, cols - centre[1]) / (radius * (1 + 0.3 * wobble))
+    offset = numerics.hypot((rows - centre[0]) * 1.3, cols - centre[1])
+    dist = offset / (radius * (1 + 0.3 * wobble))
     return (dist < 1.0) & ~np.isin(land.clc, tuple(WATER))
 
 
@@ -115,9 +117,8 @@ def scene_effects(footprints: list[EventFootprint], when: datetime) -> SceneEffe
             flooded = event.mask & (age_days < lasting)
             wet = max(wet, float(np.clip(1.5 - age_days / (2 * event.spec.visible_days), 0, 1)))
         elif event.spec.hazard == "wildfire":
-            burn = np.where(event.mask, event.intensity * np.exp(-age_days / 400), 0).astype(
-                np.float32
-            )
+            fading = numerics.exp(-age_days / 400)
+            burn = np.where(event.mask, event.intensity * fading, 0).astype(np.float32)
     return SceneEffects(flooded, wet, burn)
 
 

@@ -19,6 +19,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString
 
+from pipeline import numerics
 from pipeline.archive.noise import derive_rng, smooth_field, uniform_field
 from pipeline.archive.sites import AoiSpec
 
@@ -134,12 +135,13 @@ def voronoi_parcels(
     count = max(int(height * width / (parcel_ha * 100)), 4)
     seeds = rng.uniform((0, 0), (height, width), size=(count, 2))
     angle = rng.uniform(0, np.pi)
-    scale = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
-    scale = scale * np.array([[stretch], [1.0 / stretch]]) ** 0.5
+    cos_a, sin_a = float(numerics.cos(angle)), float(numerics.sin(angle))
+    scale = np.array([[cos_a, sin_a], [-sin_a, cos_a]])
+    scale = scale * np.sqrt(np.array([[stretch], [1.0 / stretch]]))
     rows, cols = np.mgrid[0:height, 0:width]
     pixels = np.column_stack([rows.ravel(), cols.ravel()]).astype(np.float32)
-    tree = cKDTree(seeds @ scale.T)
-    _, nearest = tree.query(pixels @ scale.T.astype(np.float32), workers=-1)
+    tree = cKDTree(numerics.matmul(seeds, scale.T))
+    _, nearest = tree.query(numerics.matmul(pixels, scale.T), workers=-1)
     return nearest.reshape(shape).astype(np.int32)
 
 
@@ -181,8 +183,8 @@ def river_line(rng: np.random.Generator, transform: Affine, shape: tuple[int, in
     cy = y0 - height * PIXEL_M * rng.uniform(0.42, 0.5)
     xs = np.linspace(x0 - 100, x1 + 100, 400)
     t = (xs - (x0 + x1) / 2) / PIXEL_M
-    wave = 60 * np.sin(t / rng.uniform(35, 55) + rng.uniform(0, 6.3))
-    wave += 25 * np.sin(t / rng.uniform(9, 14) + rng.uniform(0, 6.3))
+    wave = 60 * numerics.sin(t / rng.uniform(35, 55) + rng.uniform(0, 6.3))
+    wave += 25 * numerics.sin(t / rng.uniform(9, 14) + rng.uniform(0, 6.3))
     return LineString(np.column_stack([xs, cy + wave * PIXEL_M * 0.4]))
 
 
@@ -246,13 +248,14 @@ def _paint_town(
     roads: np.ndarray,
 ) -> None:
     rows, cols = np.ogrid[0 : clc.shape[0], 0 : clc.shape[1]]
-    dist = np.hypot(rows - centre[0], cols - centre[1]) / (radius * (1 + 0.2 * wobble))
+    d_row, d_col = rows - centre[0], cols - centre[1]
+    offset = numerics.hypot(d_row, d_col)
+    dist = offset / (radius * (1 + 0.2 * wobble))
     land = ~np.isin(clc, (511, 512))
     town = (dist < 1.0) & land
     clc[town] = 112
     clc[(dist < 0.35) & land] = 111
-    bearing = np.arctan2(rows - centre[0], cols - centre[1])
-    sector = np.abs(np.angle(np.exp(1j * (bearing - rng.uniform(-np.pi, np.pi))))) < 0.7
+    sector = _within_angle(d_row, d_col, offset, rng.uniform(-np.pi, np.pi), 0.7)
     clc[(dist >= 0.6) & (dist < 1.25) & sector & land] = 121
     n_parcels = int(parcels.max()) + 1
     greens = np.where(
@@ -263,6 +266,16 @@ def _paint_town(
     spacing = int(rng.uniform(11, 16))
     streets = ((rows % spacing) == 0) | ((cols % spacing) == 0)
     roads |= streets & (dist < 1.0)
+
+
+def _within_angle(
+    d_row: np.ndarray, d_col: np.ndarray, offset: np.ndarray, direction: float, half_width: float
+) -> np.ndarray:
+    """True where the bearing of (d_row, d_col) is within ``half_width`` rad of ``direction``
+    (cosine of the angle between them, with CPU-independent sin/cos: no arctan2)."""
+    cos_dir, sin_dir = float(numerics.cos(direction)), float(numerics.sin(direction))
+    along = d_col * cos_dir + d_row * sin_dir
+    return along > offset * float(numerics.cos(half_width))
 
 
 def _connect_towns(clc: np.ndarray, centres: list[tuple[float, float]], roads: np.ndarray) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import ndimage
+
+from pipeline import numerics
 
 
 def derive_rng(seed: int, *labels: str | int) -> np.random.Generator:
@@ -49,4 +51,4 @@ def _standardize(field: np.ndarray) -> np.ndarray:
 
 def uniform_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
     """Smooth noise mapped to [0, 1] through the normal CDF (about uniform marginals)."""
-    return special.ndtr(smooth_field(rng, shape, scale_px, octaves=2)).astype(np.float32)
+    return numerics.ndtr(smooth_field(rng, shape, scale_px, octaves=2)).astype(np.float32)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import numerics
 from pipeline.archive.aoi import AoiState
 from pipeline.archive.cog import AssetFile, write_cog
 from pipeline.archive.events import SceneEffects, scene_effects
@@ -102,14 +103,17 @@ def cloud_layers(rng: np.random.Generator, shape: tuple[int, int], scene: SceneS
         zero = np.zeros(shape, dtype=np.float32)
         return Sky(zero, zero, zero)
     zenith, azimuth = scene.props["s2:mean_solar_zenith"], scene.props["s2:mean_solar_azimuth"]
-    reach = rng.uniform(800, 2000) * math.tan(math.radians(min(zenith, 65))) / 10
-    d_row = round(math.cos(math.radians(azimuth)) * reach)
-    d_col = round(-math.sin(math.radians(azimuth)) * reach)
+    zenith_rad, azimuth_rad = math.radians(min(zenith, 65)), math.radians(azimuth)
+    tan_zenith = float(numerics.sin(zenith_rad)) / float(numerics.cos(zenith_rad))
+    reach = rng.uniform(800, 2000) * tan_zenith / 10
+    d_row = round(float(numerics.cos(azimuth_rad)) * reach)
+    d_col = round(-float(numerics.sin(azimuth_rad)) * reach)
     pad = abs(d_row) + abs(d_col) + 2
     big = (height + 2 * pad, width + 2 * pad)
     noise = _upsample(smooth_field(rng, ((big[0] + 1) // 2, (big[1] + 1) // 2), 60.0, 3), big)
     depth = noise - np.quantile(noise, 1 - scene.cloud)
-    opacity = np.where(depth > 0, 1 - np.exp(-3.0 * depth), 0).astype(np.float32)
+    opacity = np.zeros(big, dtype=np.float32)
+    opacity[depth > 0] = 1 - numerics.exp(-3.0 * depth[depth > 0])
     cloud = opacity[pad : pad + height, pad : pad + width]
     shadow = opacity[pad - d_row : pad - d_row + height, pad - d_col : pad - d_col + width]
     return Sky(cloud, shadow, _cirrus(rng, shape, scene.cloud))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import numerics
 from pipeline.archive.aoi import AoiState
 from pipeline.archive.cog import AssetFile, truncate_mantissa, write_cog
 from pipeline.archive.events import SceneEffects, scene_effects
@@ -50,9 +51,9 @@ def backscatter(state: AoiState, scene: SceneSpec, rng: np.random.Generator) -> 
     sigma = np.moveaxis(field_backscatter(state.traits, scene.when)[state.land.field_id], -1, 0)
     sigma *= _point_scatterers(state)[None]
     wind_db = rng.uniform(0.0, 3.0)
-    sigma[:, np.isin(clc, tuple(WATER))] *= 10 ** (wind_db / 10)
+    sigma[:, np.isin(clc, tuple(WATER))] *= _gain(wind_db)
     moisture_db = rng.normal(0.0, 0.8)
-    sigma[:, np.isin(clc, _SOFT_GROUND)] *= 10 ** (moisture_db / 10)
+    sigma[:, np.isin(clc, _SOFT_GROUND)] *= _gain(moisture_db)
     _apply_effects(sigma, clc, scene_effects(list(state.events), scene.when))
     return sigma
 
@@ -60,19 +61,20 @@ def backscatter(state: AoiState, scene: SceneSpec, rng: np.random.Generator) -> 
 def _point_scatterers(state: AoiState) -> np.ndarray:
     """Persistent strong scatterers in built-up areas (the same in every scene of the AOI)."""
     rng = derive_rng(state.seed, state.site.name, "point-scatterers")
-    gain = rng.lognormal(0.0, 0.6, size=state.land.shape).astype(np.float32)
+    # exp(normal) is what rng.lognormal draws, with a CPU-independent exp
+    gain = numerics.exp(rng.normal(0.0, 0.6, size=state.land.shape)).astype(np.float32)
     return np.where(np.isin(state.land.clc, tuple(BUILT)), gain, 1.0).astype(np.float32)
 
 
 def _apply_effects(sigma: np.ndarray, clc: np.ndarray, effects: SceneEffects) -> None:
     if effects.burn is not None:
         severity = effects.burn
-        sigma[0] *= 10 ** (-1.2 * severity / 10)
-        sigma[1] *= 10 ** (-3.5 * severity / 10)
+        sigma[0] *= _gain(-1.2 * severity)
+        sigma[1] *= _gain(-3.5 * severity)
     if effects.wet_soil > 0:
         soft = np.isin(clc, _SOFT_GROUND)
-        sigma[0, soft] *= 10 ** (1.5 * effects.wet_soil / 10)
-        sigma[1, soft] *= 10 ** (1.0 * effects.wet_soil / 10)
+        sigma[0, soft] *= _gain(1.5 * effects.wet_soil)
+        sigma[1, soft] *= _gain(1.0 * effects.wet_soil)
     if effects.flooded is not None and effects.flooded.any():
         flooded = effects.flooded
         built = flooded & np.isin(clc, tuple(BUILT))
@@ -81,6 +83,11 @@ def _apply_effects(sigma: np.ndarray, clc: np.ndarray, effects: SceneEffects) ->
         sigma[:, open_water] = material_backscatter("turbid_water")[:, None]
         sigma[:, built] *= 2.0
         sigma[0, trees] *= 1.6
+
+
+def _gain(db: np.ndarray | float) -> np.ndarray:
+    """Linear power factor of a dB change, as float32 (CPU-independent)."""
+    return numerics.db_to_power(db).astype(np.float32)
 
 
 def write_s1(scene_dir: Path, state: AoiState, render: S1Render) -> list[AssetFile]:

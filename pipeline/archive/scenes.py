@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import numerics
 from pipeline.archive.layout import S1_COLLECTION, S2_COLLECTION
 from pipeline.archive.sites import Acquisition, AoiSpec
 
@@ -187,5 +188,6 @@ def footprint_mask(shape: tuple[int, int], scene: SceneSpec) -> np.ndarray:
         return np.ones(shape, dtype=bool)
     height, width = shape
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
-    across = scene.edge_side * (cols * math.cos(scene.edge_tilt) + rows * math.sin(scene.edge_tilt))
+    cos_tilt, sin_tilt = float(numerics.cos(scene.edge_tilt)), float(numerics.sin(scene.edge_tilt))
+    across = scene.edge_side * (cols * cos_tilt + rows * sin_tilt)
     return across < np.quantile(across, 1 - scene.nodata)

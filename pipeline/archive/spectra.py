@@ -15,6 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
+from pipeline import numerics
 from pipeline.archive.noise import derive_rng
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
@@ -143,10 +144,9 @@ WATER = frozenset({511, 512, 521, 522, 523})
 
 MATERIAL_NAMES = tuple(MATERIALS)
 _REFLECTANCE = np.array([MATERIALS[name] for name in MATERIAL_NAMES], dtype=np.float32)
-_BACKSCATTER = np.array(
-    [10 ** (np.array(BACKSCATTER_DB.get(name, (-15.0, -22.0))) / 10) for name in MATERIAL_NAMES],
-    dtype=np.float32,
-)
+_BACKSCATTER = numerics.db_to_power(
+    [BACKSCATTER_DB.get(name, (-15.0, -22.0)) for name in MATERIAL_NAMES]
+).astype(np.float32)
 _MAT = {name: index for index, name in enumerate(MATERIAL_NAMES)}
 
 # Vegetated part -> (green material, off-season material).
@@ -192,7 +192,9 @@ def field_traits(
 
 
 def _bump(doy: np.ndarray, start: float, end: float, width: float = 9.0) -> np.ndarray:
-    return 1 / (1 + np.exp(-(doy - start) / width)) - 1 / (1 + np.exp(-(doy - end) / width))
+    rise = numerics.exp(-(doy - start) / width)
+    fall = numerics.exp(-(doy - end) / width)
+    return 1 / (1 + rise) - 1 / (1 + fall)
 
 
 def greenness(phen: str, doy: np.ndarray, climate: str) -> tuple[np.ndarray, np.ndarray]:
@@ -268,14 +270,15 @@ def _add_vegetation(
 def field_reflectance(traits: FieldTraits, when: datetime) -> np.ndarray:
     """(n_fields, 12) surface reflectance of every field on ``when``."""
     mix = mixture_weights(traits, when)
-    return (mix @ _REFLECTANCE) * traits.brightness[:, None].astype(np.float32)
+    mixed = numerics.matmul(mix, _REFLECTANCE).astype(np.float32)
+    return mixed * traits.brightness[:, None].astype(np.float32)
 
 
 def field_backscatter(traits: FieldTraits, when: datetime) -> np.ndarray:
     """(n_fields, 2) linear sigma0 (VV, VH) of every field on ``when``."""
     mix = mixture_weights(traits, when)
-    gain = 10 ** (traits.sar_offset_db[:, None] / 10)
-    return (mix @ _BACKSCATTER) * gain.astype(np.float32)
+    gain = numerics.db_to_power(traits.sar_offset_db[:, None])
+    return numerics.matmul(mix, _BACKSCATTER).astype(np.float32) * gain.astype(np.float32)
 
 
 def material_reflectance(name: str) -> np.ndarray:

@@ -9,7 +9,6 @@ paths here; the catalog and the geoparquet writers make them relative.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 import numpy as np
@@ -18,6 +17,7 @@ from rasterio import features
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 
+from pipeline import numerics
 from pipeline.archive.cog import AssetFile, RasterGrid
 from pipeline.archive.geometry import reproject
 from pipeline.archive.optical import BOA_ADD_OFFSET, block_all
@@ -112,7 +112,7 @@ def s2_item(
 
 def _earth_sun_factor(when: datetime) -> float:
     day = when.timetuple().tm_yday
-    return round(1 / (1 - 0.01673 * math.cos(0.0172 * (day - 4))) ** 2, 12)
+    return round(1 / (1 - 0.01673 * float(numerics.cos(0.0172 * (day - 4)))) ** 2, 12)
 
 
 def _s2_asset(asset: AssetFile, offset: float) -> pystac.Asset:

@@ -1,21 +1,29 @@
 """The chip stage for one scene: read its planned chips, judge their quality, keep the good
-ones in a per-scene HDF5 file and record every chip (kept or rejected, with the reason)."""
+ones in a per-scene HDF5 file and record every chip (kept or rejected, with the reason).
+
+The per-scene work files are named by a digest of everything they are cut from (the bytes of
+every asset, the scene record, the planned cells, the quality rules, the software version):
+a rerun finds them only when none of that changed, and cuts the scene again otherwise."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 import pipeline
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels, read_scene_chips
+from pipeline.sources.access import redact
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
+from pipeline.sources.settings import RetryPolicy
 from pipeline.storage import hdf5_atomic, write_json_atomic
 
 
@@ -37,8 +45,46 @@ def pixel_sha256(image: Any) -> str:
     return hashlib.sha256(image.astype("<f4", copy=False).tobytes(order="C")).hexdigest()
 
 
-def scene_outputs(work: Path, item_id: str) -> tuple[Path, Path]:
-    return work / f"{item_id}.h5", work / f"{item_id}.json"
+def scene_outputs(work: Path, item_id: str, inputs: str) -> tuple[Path, Path]:
+    """The work files of a scene cut from ``inputs`` (``inputs_digest``): kept chips, all rows."""
+    return work / f"{item_id}.{inputs}.h5", work / f"{item_id}.{inputs}.json"
+
+
+SCENE_FIELDS = (  # the scene fields the rows copy or the reader uses
+    "item_id",
+    "collection",
+    "sensor",
+    "platform",
+    "datetime",
+    "epsg",
+    "processing_baseline",
+    "orbit_state",
+    "instrument_mode",
+    "boa_offset_applied",
+)
+
+
+def inputs_digest(
+    scene: Scene,
+    chips: Sequence[PlannedChip],
+    rules: QualityRules,
+    fingerprints: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """16 hex digits naming what a scene's chips are cut from: ``fingerprints`` (band ->
+    fingerprint of the asset bytes), the scene fields the rows copy, the asset grids and
+    hrefs (query strings dropped), the planned cells, the quality rules and the software."""
+    inputs = {
+        "scene": {name: getattr(scene, name) for name in SCENE_FIELDS},
+        "assets": {
+            band: {**dataclasses.asdict(a), "href": redact(a.href), **fingerprints[band]}
+            for band, a in sorted(scene.assets.items())
+        },
+        "chips": sorted(c.key for c in chips),
+        "rules": dataclasses.asdict(rules),
+        "software": pipeline.__version__,
+    }
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def extract_scene(
@@ -47,16 +93,19 @@ def extract_scene(
     rules: QualityRules,
     work: Path,
     resolve: Resolver,
+    inputs: str,
+    retry: RetryPolicy | None = None,
 ) -> list[dict[str, Any]]:
-    """Write ``work/<item_id>.h5`` (kept chips) and ``.json`` (all chips); skip if both exist."""
-    h5_path, rows_path = scene_outputs(work, scene.item_id)
+    """Write ``work/<item_id>.<inputs>.h5`` (kept chips) and ``.json`` (all chips); skip the
+    scene when both exist (cut from the same inputs by an earlier run)."""
+    h5_path, rows_path = scene_outputs(work, scene.item_id, inputs)
     if h5_path.exists() and rows_path.exists():
         return list(json.loads(rows_path.read_text()))
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
     with hdf5_atomic(h5_path) as h5:
-        for pixels in read_scene_chips(readable, chips):
-            row = _chip_row(scene, pixels, rules.rejection(pixels))
+        for pixels in read_scene_chips(readable, chips, retry):
+            row = _chip_row(scene, pixels, rules.rejection(pixels), inputs)
             if row["rejected"] is None:
                 h5.create_dataset(pixels.chip.key, data=pixels.image, compression="lzf")
             rows.append(row)
@@ -72,7 +121,35 @@ def _with_resolved_hrefs(scene: Scene, resolve: Resolver) -> Scene:
     return dataclasses.replace(scene, assets=assets)
 
 
-def _chip_row(scene: Scene, pixels: ChipPixels, rejected: str | None) -> dict[str, Any]:
+CHIP_COLUMNS = pa.schema(  # one row of work/chips.parquet, as ``_chip_row`` makes it
+    [
+        ("key", pa.string()),
+        ("item_id", pa.string()),
+        ("collection", pa.string()),
+        ("sensor", pa.string()),
+        ("platform", pa.string()),
+        ("datetime", pa.string()),
+        ("epsg", pa.int64()),
+        ("col", pa.int64()),
+        ("row", pa.int64()),
+        ("cell", pa.string()),
+        ("nodata_fraction", pa.float64()),
+        ("cloud_fraction", pa.float64()),
+        ("rejected", pa.string()),
+        ("pixel_sha256", pa.string()),
+        ("processing_baseline", pa.string()),
+        ("orbit_state", pa.string()),
+        ("instrument_mode", pa.string()),
+        ("assets", pa.string()),  # JSON: band -> href (query strings dropped)
+        ("inputs_digest", pa.string()),  # names the scene's work files (``scene_outputs``)
+        ("software", pa.string()),
+    ]
+)
+
+
+def _chip_row(
+    scene: Scene, pixels: ChipPixels, rejected: str | None, inputs: str
+) -> dict[str, Any]:
     cell = pixels.chip.cell
     return {
         "key": pixels.chip.key,
@@ -89,9 +166,15 @@ def _chip_row(scene: Scene, pixels: ChipPixels, rejected: str | None) -> dict[st
         "cloud_fraction": round(pixels.cloud_fraction, 6),
         "rejected": rejected,
         "pixel_sha256": pixel_sha256(pixels.image) if rejected is None else None,
-        "processing_baseline": scene.processing_baseline,
-        "orbit_state": scene.orbit_state,
-        "instrument_mode": scene.instrument_mode,
-        "assets": {band: a.href for band, a in scene.assets.items()},
+        "processing_baseline": _text(scene.processing_baseline),
+        "orbit_state": _text(scene.orbit_state),
+        "instrument_mode": _text(scene.instrument_mode),
+        "assets": json.dumps({b: redact(a.href) for b, a in scene.assets.items()}, sort_keys=True),
+        "inputs_digest": inputs,
         "software": pipeline.__version__,
     }
+
+
+def _text(value: Any) -> str | None:
+    """A text field of the scene record; missing ones come back from parquet as NaN."""
+    return value if isinstance(value, str) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,8 @@ from pyproj import Transformer
 from pipeline.chips.grid import ChipGeometry, cells_within
 from pipeline.errors import SourceError
 from pipeline.sources.base import Scene
+
+MIN_FOOTPRINT_COVERAGE = 0.5  # share of the item footprint the raster extent must cover
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ def plan_scene(
     to_utm = Transformer.from_crs(4326, scene.epsg, always_xy=True)
     footprint = reproject(shapely.geometry.shape(scene.geometry), to_utm)
     extent = _raster_extent(scene)
+    check_raster_covers_footprint(scene, extent, footprint)
     if aoi_bbox is not None:
         extent = extent.intersection(reproject(shapely.box(*aoi_bbox).segmentize(0.01), to_utm))
     if extent.is_empty:
@@ -51,6 +55,28 @@ def plan_scene(
         if inside and footprint.intersection(square).area >= min_footprint_overlap * square.area:
             planned.append(PlannedChip(chip_key(scene.item_id, cell), scene.item_id, cell))
     return planned
+
+
+def check_raster_covers_footprint(
+    scene: Scene, extent: shapely.Geometry, footprint: shapely.Geometry
+) -> None:
+    """``SourceError`` when the raster (placed by the item's proj:epsg and proj:transform)
+    does not cover the item's own footprint: its chips would be silently lost."""
+    covered = footprint.intersection(extent).area / footprint.area if footprint.area else 0.0
+    if covered >= MIN_FOOTPRINT_COVERAGE:
+        return
+    dx = extent.centroid.x - footprint.centroid.x
+    dy = extent.centroid.y - footprint.centroid.y
+    raise SourceError(
+        f"scene {scene.item_id}: proj:epsg {scene.epsg} and proj:transform put the raster "
+        f"{math.hypot(dx, dy) / 1000:.0f} km {_bearing(dx, dy)} of the item footprint "
+        f"({covered:.0%} of the footprint covered); check the item's proj:epsg/proj:transform"
+    )
+
+
+def _bearing(dx: float, dy: float) -> str:
+    names = ("east", "north-east", "north", "north-west", "west", "south-west", "south")
+    return (*names, "south-east")[round(math.degrees(math.atan2(dy, dx)) / 45) % 8]
 
 
 def reproject(geometry: shapely.Geometry, transformer: Transformer) -> shapely.Geometry:

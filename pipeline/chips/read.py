@@ -7,13 +7,19 @@ bounded by one block row plus one chip row per band. Chips stream out north to s
 Conversions: S2 L2A digital numbers are harmonized to the pre-04.00 scale (the
 ``BOA_ADD_OFFSET`` of -1000 is removed for processing baseline >= 04.00) and 20/60 m
 bands are brought to 10 m by pixel replication; S1 linear backscatter becomes dB.
+
+Remote reads follow the source's ``RetryPolicy`` (``source.retry``): GDAL retries 429/5xx,
+resets and timeouts of each request itself (``gdal_env``); an open or a strip read that
+still fails, or whose body was cut short, is retried on a fresh, uncached handle through
+the project's retry layer (``pipeline.sources.retry``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import time
+import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,27 +33,38 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from pipeline.chips.grid import ChipGeometry
+from pipeline.chips.integrity import gdal_warnings, verify_deflate_tiles
 from pipeline.chips.plan import PlannedChip
-from pipeline.errors import ChipReadError
-from pipeline.sources.access import gdal_options, open_asset, redact
+from pipeline.errors import ChipReadError, SourceError
+from pipeline.numerics import power_to_db
+from pipeline.sources.access import gdal_options, open_asset
 from pipeline.sources.base import Scene
+from pipeline.sources.redact import error_text, redact
+from pipeline.sources.retry import TransientError, call_with_retries
+from pipeline.sources.settings import RetryPolicy
 
 S2_OFFSET_BASELINE = (4, 0)
 S2_BOA_ADD_OFFSET = 1000.0
 SCL_CLOUDY = (3, 8, 9, 10)  # cloud shadow, cloud medium/high probability, thin cirrus
 S1_DB_FLOOR = -50.0
-READ_ATTEMPTS = 4
-READ_RETRY_DELAY_S = 0.25
+_HTTP_STATUS = re.compile(r"HTTP response code: (\d{3})")
 
-GDAL_ENV = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
-    "GDAL_HTTP_MAX_RETRY": "4",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "VSI_CACHE": "FALSE",
-}
+
+def gdal_env(retry: RetryPolicy) -> dict[str, str]:
+    """GDAL configuration of chip reads; /vsicurl requests retried under ``retry``."""
+    return {
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
+        "GDAL_HTTP_MAX_RETRY": str(retry.max_attempts - 1),
+        "GDAL_HTTP_RETRY_DELAY": str(retry.backoff_s),
+        "GDAL_HTTP_RETRY_CODES": ",".join(str(code) for code in retry.statuses),
+        # like the requests' timeout: to connect, and of silence (< 1 B/s), not of a transfer
+        "GDAL_HTTP_CONNECTTIMEOUT": str(retry.timeout_s),
+        "GDAL_HTTP_LOW_SPEED_TIME": str(max(1, math.ceil(retry.timeout_s))),
+        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+        "VSI_CACHE": "FALSE",
+    }
 
 
 @dataclass(frozen=True)
@@ -60,32 +77,103 @@ class ChipPixels:
     cloud_fraction: float
 
 
-def read_scene_chips(scene: Scene, chips: Sequence[PlannedChip]) -> Iterator[ChipPixels]:
-    """Stream the chips of one scene, north to south, each band read once per block."""
+def read_scene_chips(
+    scene: Scene, chips: Sequence[PlannedChip], retry: RetryPolicy | None = None
+) -> Iterator[ChipPixels]:
+    """Stream the chips of one scene, north to south, each band read once per block;
+    remote reads retried under ``retry`` (the source's policy; default ``RetryPolicy()``)."""
+    retry = retry or RetryPolicy()
     ordered = sorted(chips, key=lambda c: (-c.cell.row, c.cell.col))
     bands = list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])
-    with rasterio.Env(**GDAL_ENV, **gdal_options(scene)), contextlib.ExitStack() as stack:
-        readers = [_band_reader(stack, scene, band, ordered) for band in bands]
+    with rasterio.Env(**gdal_env(retry), **gdal_options(scene)), contextlib.ExitStack() as stack:
+        readers = [_band_reader(stack, scene, band, ordered, retry) for band in bands]
         for chip in ordered:
             planes = [next(reader) for reader in readers]
             yield _to_chip_pixels(scene, chip, planes)
 
 
 def _band_reader(
-    stack: contextlib.ExitStack, scene: Scene, band: str, chips: Sequence[PlannedChip]
+    stack: contextlib.ExitStack,
+    scene: Scene,
+    band: str,
+    chips: Sequence[PlannedChip],
+    retry: RetryPolicy,
 ) -> Iterator[np.ndarray]:
-    href = scene.assets[band].href
+    href = redact(scene.assets[band].href)
     try:
-        ds = stack.enter_context(open_asset(scene, band))
-    except rasterio.errors.RasterioIOError as exc:
+        ds = _open_band(stack, scene, band, retry)
+    except (rasterio.errors.RasterioIOError, SourceError) as exc:
         raise ChipReadError(
-            f"scene {scene.item_id}: cannot open band {band} at {href}: {redact(str(exc))}"
-        ) from exc
+            f"scene {scene.item_id}: cannot open band {band} at {href}: {error_text(exc)}"
+        ) from None
     if chips and not nests_in_chip_grid(ds, chips[0].cell, scene.epsg):
+        with _naming(scene.item_id, band):  # the warp hides the tiles: check them all first
+            verify_deflate_tiles(ds, Window(0, 0, ds.width, ds.height))
         ds = stack.enter_context(_aligned_vrt(ds, chips[0].cell, band))
     windows = [_window(ds.transform, chip.cell) for chip in chips]
     factor = round(ds.transform.a / chips[0].cell.pixel_size) if chips else 1
-    return (np.repeat(np.repeat(a, factor, 0), factor, 1) for a in iter_windows(ds, windows))
+    frames = _checked_frames(scene.item_id, band, href, iter_windows(ds, windows, retry))
+    return (np.repeat(np.repeat(a, factor, 0), factor, 1) for a in frames)
+
+
+def _checked_frames(
+    item_id: str, band: str, href: str, frames: Iterator[np.ndarray]
+) -> Iterator[np.ndarray]:
+    """``frames``, failing with a ``ChipReadError`` naming the scene, band and file on a read
+    error, a corrupt tile or a GDAL warning during the read (never corrupt pixels)."""
+    while True:
+        with gdal_warnings() as warned, _naming(item_id, band):
+            frame = next(frames, None)
+        if warned:
+            raise ChipReadError(
+                f"scene {item_id}: band {band} at {href}: GDAL warned while decoding "
+                f"({'; '.join(warned)}); the file is likely corrupt: fetch it again"
+            )
+        if frame is None:
+            return
+        yield frame
+
+
+@contextlib.contextmanager
+def _naming(item_id: str, band: str) -> Iterator[None]:
+    """Re-raise a ``ChipReadError`` of the block naming the scene and band too."""
+    try:
+        yield
+    except ChipReadError as exc:
+        raise ChipReadError(f"scene {item_id}: band {band}: {exc}") from None
+
+
+def _open_band(
+    stack: contextlib.ExitStack, scene: Scene, band: str, retry: RetryPolicy
+) -> rasterio.DatasetReader:
+    """``open_asset``; a remote open failing for a transient reason (GDAL's own request
+    retries spent, a header cut short) is tried again on a fresh, uncached handle."""
+    href = scene.assets[band].href
+    try:
+        return stack.enter_context(open_asset(scene, band))
+    except rasterio.errors.RasterioIOError as exc:
+        if not _retryable(href, exc, retry):
+            raise
+
+    def attempt() -> rasterio.DatasetReader:
+        try:
+            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsicurl(href)):
+                return stack.enter_context(open_asset(scene, band))
+        except rasterio.errors.RasterioIOError as exc:
+            raise TransientError(redact(str(exc))) from exc
+
+    return call_with_retries(_after_first(retry), f"open {redact(href)}", attempt)
+
+
+def _retryable(url: str, exc: BaseException, retry: RetryPolicy) -> bool:
+    """A remote failure that is not a permanent HTTP refusal (404, 403, ...)."""
+    status = _HTTP_STATUS.search(str(exc))
+    return "://" in url and (status is None or int(status.group(1)) in retry.statuses)
+
+
+def _after_first(retry: RetryPolicy) -> RetryPolicy:
+    """The policy for the attempts left once the first (GDAL's own) has failed."""
+    return dataclasses.replace(retry, max_attempts=max(1, retry.max_attempts - 1))
 
 
 def nests_in_chip_grid(ds: rasterio.DatasetReader, cell: ChipGeometry, epsg: int) -> bool:
@@ -129,7 +217,9 @@ def _window(transform: Affine, cell: ChipGeometry) -> Window:
     return Window(col, row, size, size)
 
 
-def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Iterator[np.ndarray]:
+def iter_windows(
+    ds: rasterio.DatasetReader, windows: Sequence[Window], retry: RetryPolicy | None = None
+) -> Iterator[np.ndarray]:
     """Yield band 1 of each window (all the same size, sorted by row) reading block-row strips.
 
     Rows are read once, in strips aligned to the dataset's block rows and spanning the
@@ -146,7 +236,8 @@ def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Itera
     buf, buf_row0 = np.empty((0, col1 - col0), dtype=ds.dtypes[0]), first
     for strip in range((first // block_h) * block_h, last, block_h):
         r0, r1 = max(strip, first), min(strip + block_h, last)
-        part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0))
+        part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
+        verify_deflate_tiles(ds, Window(col0, r0, col1 - col0, r1 - r0))
         buf = np.concatenate([buf, part])
         while pending and pending[0].row_off + pending[0].height <= r1:
             w = pending.popleft()
@@ -156,28 +247,38 @@ def iter_windows(ds: rasterio.DatasetReader, windows: Sequence[Window]) -> Itera
         buf, buf_row0 = buf[keep_from - buf_row0 :], keep_from
 
 
-def read_rows(ds: rasterio.DatasetReader, window: Window) -> np.ndarray:
-    """Band 1 of ``window``. GDAL retries HTTP 429/5xx itself but keeps a body cut short in
-    its cache, so a failed read is retried on a fresh, uncached handle of the same file;
-    ``ChipReadError`` (naming the file without its query string) when that fails too."""
+def read_rows(
+    ds: rasterio.DatasetReader, window: Window, retry: RetryPolicy | None = None
+) -> np.ndarray:
+    """Band 1 of ``window``. GDAL retries HTTP 429/5xx, resets and timeouts itself but not a
+    body cut short (and may keep it in its cache), so a failed remote read is retried on a
+    fresh, uncached handle of the same file under ``retry``; ``ChipReadError`` (naming the
+    file without its query string) when the attempts run out."""
+    retry = retry or RetryPolicy()
     try:
         return ds.read(1, window=window)
     except rasterio.errors.RasterioIOError as exc:
-        error: Exception = exc
+        error: BaseException = exc
     url = str(ds.name)
-    for attempt in range(READ_ATTEMPTS - 1):
-        if "://" not in url:  # local files and warped views are not retried
-            break
-        time.sleep(READ_RETRY_DELAY_S * 2**attempt)
+    if _retryable(url, error, retry):  # local files and warped views are not retried
         try:
-            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsicurl(url)), rasterio.open(url) as fresh:
-                return fresh.read(1, window=window)
-        except rasterio.errors.RasterioIOError as exc:
-            error = exc
+            return call_with_retries(
+                _after_first(retry), f"read {redact(url)}", lambda: _fresh_read(url, window)
+            )
+        except SourceError as exc:
+            error = exc.__cause__ or exc
     raise ChipReadError(
-        f"{url.split('?')[0]}: rows {window.row_off}-{window.row_off + window.height} unreadable "
-        f"after {READ_ATTEMPTS} attempts: {redact(str(error))}"
-    ) from error
+        f"{redact(url)}: rows {window.row_off}-{window.row_off + window.height} unreadable "
+        f"after {retry.max_attempts} attempts: {error_text(error)}"
+    ) from None
+
+
+def _fresh_read(url: str, window: Window) -> np.ndarray:
+    try:
+        with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsicurl(url)), rasterio.open(url) as fresh:
+            return fresh.read(1, window=window)
+    except rasterio.errors.RasterioIOError as exc:
+        raise TransientError(redact(str(exc))) from exc
 
 
 def _vsicurl(url: str) -> str:
@@ -187,7 +288,7 @@ def _vsicurl(url: str) -> str:
 def _check_inside(ds: rasterio.DatasetReader, col0: int, col1: int, row0: int, row1: int) -> None:
     if col0 < 0 or row0 < 0 or col1 > ds.width or row1 > ds.height:
         raise ChipReadError(
-            f"{ds.name}: chip windows (cols {col0}-{col1}, rows {row0}-{row1}) exceed the raster "
+            f"{redact(ds.name)}: chip windows (cols {col0}-{col1}, rows {row0}-{row1}) exceed the raster "
             f"({ds.width} x {ds.height}); the item's proj:shape/proj:transform disagree with the file"
         )
 
@@ -215,10 +316,11 @@ def _s2_chip(
 
 
 def _s1_chip(chip: PlannedChip, planes: list[np.ndarray]) -> ChipPixels:
+    """dB = 10 log10(linear), computed CPU-independently in float64 and rounded once to
+    float32 (``np.log10`` differs in the last bits between AVX-512, AVX2 and libm)."""
     linear = np.stack(planes).astype(np.float32)
     nodata = np.any(~np.isfinite(linear) | (linear <= 0), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        db = 10.0 * np.log10(np.where(nodata, 1.0, linear))
+    db = power_to_db(np.where(nodata, 1.0, linear))
     db = np.clip(db, S1_DB_FLOOR, None).astype(np.float32)
     db[:, nodata] = S1_DB_FLOOR
     return ChipPixels(chip, db, float(nodata.mean()), 0.0)

@@ -1,70 +1,124 @@
-"""The chip stage over all scenes: plan, read and quality-check, with progress and resume."""
+"""The chip stage over all scenes: plan, fingerprint, read and quality-check, with progress
+and resume (a scene is cut again only when something it is cut from changed)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import multiprocessing
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline.chips.extract import QualityRules, extract_scene
-from pipeline.chips.plan import PlannedChip, plan_scene
-from pipeline.config import ChipsConfig, RunConfig
+from pipeline.chips.extract import (
+    CHIP_COLUMNS,
+    QualityRules,
+    extract_scene,
+    inputs_digest,
+    scene_outputs,
+)
+from pipeline.chips.plan import plan_scene
+from pipeline.chips.workers import worker_pool
+from pipeline.config import ChipsConfig, RunConfig, SourceConfig
 from pipeline.errors import SourceError
-from pipeline.sources.assets import asset_resolver
+from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
+from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
+from pipeline.sources.redact import redact
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
+Job = tuple[str | None, cf.Future]  # (inputs digest, future rows); no digest: failed early
+Submit = Callable[[cf.Executor, Scene], Job]
+
 
 def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     """Chip every scene in ``scenes_path``; write ``work/chips.parquet`` (one row per chip)."""
     scenes = read_scenes(scenes_path)
-    plans = {s.item_id: plan_scene(s, config.search.bbox) for s in scenes}
-    rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
     chip_dir = work / "chips"
     failed: dict[str, str] = {}
-    with asset_resolver(config.source.asset_base, config.source.items.parent) as resolve:
-        rows = _run(scenes, plans, rules, chip_dir, resolve, config.chips, failed)
+    source = config.source
+    with asset_resolver(source.asset_base, source.items.parent) as resolve:
+        submit = _submitter(config, chip_dir, resolve)
+        rows, current = _run(scenes, submit, config.chips, failed)
     write_json_atomic(failed_scenes_path(work), failed)
-    out = work / "chips.parquet"
-    with atomic_path(out) as tmp:
-        pd.DataFrame(rows).sort_values("key").to_parquet(tmp, index=False)
+    out = write_chip_index(work / "chips.parquet", rows)
+    remove_stale_work_files(chip_dir, current)
     return out
+
+
+def _submitter(config: RunConfig, chip_dir: Path, resolve: Resolver) -> Submit:
+    """Plan and fingerprint a scene here, then hand its reading to the pool; a scene that
+    cannot be planned or fingerprinted becomes a failed job (``chips.on_error`` decides)."""
+    rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
+
+    def submit(pool: cf.Executor, scene: Scene) -> Job:
+        try:
+            chips = plan_scene(scene, config.search.bbox)
+            inputs = inputs_digest(scene, chips, rules, asset_fingerprints(scene, config.source))
+        except SourceError as exc:
+            failed: cf.Future = cf.Future()
+            failed.set_exception(exc)
+            return None, failed
+        return inputs, pool.submit(
+            extract_scene, scene, chips, rules, chip_dir, resolve, inputs, config.source.retry
+        )
+
+    return submit
+
+
+def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
+    """Band -> fingerprint of the asset bytes, taken where ``corpus.lock`` takes them."""
+    return {
+        band: _fingerprint(asset_location(a.href, source.asset_base, source.items.parent), source)
+        for band, a in scene.assets.items()
+    }
+
+
+def _fingerprint(location: str, source: SourceConfig) -> dict[str, Any]:
+    """An unverifiable remote asset fails the scene, unless ``source.on_unverifiable: record``
+    accepts it: its work files are then keyed by ``{"unverifiable": true}`` (a change in its
+    bytes cannot be noticed, as the lock and manifest say)."""
+    try:
+        return fingerprint(location, source.retry)
+    except UnverifiableAssetError:
+        if source.on_unverifiable == "record":
+            return {"unverifiable": True}
+        raise
+    except OSError as exc:
+        raise SourceError(
+            f"cannot fingerprint asset {redact(location)}: {redact(str(exc))}; check that it "
+            "is readable"
+        ) from exc
 
 
 def _run(
     scenes: list[Scene],
-    plans: dict[str, list[PlannedChip]],
-    rules: QualityRules,
-    chip_dir: Path,
-    resolve: Any,
+    submit: Submit,
     chips: ChipsConfig,
     failed: dict[str, str],
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every chip row, and item id -> inputs digest of each scene cut or resumed."""
     rows: list[dict[str, Any]] = []
     kept: Counter[str] = Counter()
     bar = tqdm(total=len(scenes), unit="scene", desc="chips", mininterval=1.0)
-    with _executor(chips.workers) as pool:
-        futures = {
-            s.item_id: pool.submit(extract_scene, s, plans[s.item_id], rules, chip_dir, resolve)
-            for s in scenes
-        }
-        for item_id, future in futures.items():
+    with worker_pool(chips.workers) as pool:
+        jobs = {s.item_id: submit(pool, s) for s in scenes}
+        for item_id, (_, future) in jobs.items():
             scene_rows = _result(item_id, future, chips.on_error, failed)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.set_postfix({"kept_s1": kept["s1"], "kept_s2": kept["s2"], "seen": len(rows)})
             bar.update()
     bar.close()
-    return rows
+    current = {i: inputs for i, (inputs, _) in jobs.items() if inputs and i not in failed}
+    return rows, current
 
 
 def failed_scenes_path(work: Path) -> Path:
@@ -80,12 +134,31 @@ def _result(
     except SourceError as exc:
         if on_error != "skip":
             raise
-        failed[item_id] = str(exc)
-        log.warning("skipped scene %s: %s", item_id, exc)
+        failed[item_id] = redact(str(exc))
+        log.warning("skipped scene %s: %s", item_id, failed[item_id])
         return []
 
 
-def _executor(workers: int) -> cf.Executor:
-    if workers <= 1:
-        return cf.ThreadPoolExecutor(max_workers=1)
-    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+def write_chip_index(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """``work/chips.parquet``: rows by key, fixed columns and types, so its bytes do not
+    depend on which scenes were cut in this run and which were resumed."""
+    table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["key"]), schema=CHIP_COLUMNS)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def remove_stale_work_files(chip_dir: Path, current: Mapping[str, str]) -> list[Path]:
+    """Delete the work files not cut from the current inputs of a scene of this run (earlier
+    inputs, dropped or failed scenes); temporaries are ``build.remove_partial_files``' job."""
+    keep = {
+        p.name for item, inputs in current.items() for p in scene_outputs(chip_dir, item, inputs)
+    }
+    stale = sorted(
+        p
+        for p in chip_dir.glob("*")
+        if p.suffix in (".h5", ".json") and not p.name.startswith(".") and p.name not in keep
+    )
+    for path in stale:
+        path.unlink()
+    return stale

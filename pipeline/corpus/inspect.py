@@ -32,6 +32,7 @@ def summarize(corpus: Path) -> dict[str, Any]:
         "rejected": {s: v["rejected"] for s, v in manifest["chips"].items()},
         "scenes": manifest["scenes"],
         "failed_scenes": manifest.get("failed_scenes", {}),
+        "unverifiable_inputs": manifest.get("unverifiable_inputs", []),
         "config_digest": manifest["config_digest"],
         "shards": len(manifest["shards"]),
         "views": manifest.get("views", []),
@@ -61,6 +62,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     if failed:
         lines.append(
             f"INCOMPLETE: {len(failed)} unreadable scene(s) skipped: " + ", ".join(sorted(failed))
+        )
+    unverifiable = summary.get("unverifiable_inputs") or []
+    if unverifiable:
+        lines.append(
+            f"UNVERIFIABLE: {len(unverifiable)} input(s) could not be fingerprinted, so "
+            "corpus.lock pins no bytes for them (no byte-identical rebuild): "
+            + ", ".join(f"{u['subject']} [{u['detail']}]" for u in unverifiable)
         )
     lines.append("Chips:  " + ", ".join(f"{k.upper()} {v}" for k, v in summary["chips"].items()))
     lines.append("Splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))

@@ -6,6 +6,12 @@ the ETag and size for remote assets), the label products and crisis event files,
 sha256 of every corpus output file. ``clm rebuild --lock`` checks the inputs against it
 first and reports drift item by item (``check_inputs``), then compares the outputs it
 regenerated (``check_outputs``).
+
+Inputs are fingerprinted before the corpus files are written (``fingerprint_inputs``), so
+the manifest can say which remote inputs could not be: with ``source.on_unverifiable:
+record`` they are locked as ``{"unverifiable": reason}`` and listed in
+``work/unverifiable_inputs.json`` (read by the manifest); by default the build fails
+naming the first one. A rebuild reports every unverifiable locked input as drift.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.chips.stage import failed_scenes_path
 from pipeline.config import RunConfig
-from pipeline.corpus.manifest import view_outputs
+from pipeline.corpus.manifest import UNVERIFIABLE_FILE, view_outputs
 from pipeline.errors import CorpusError, SourceError
 from pipeline.schemas import validate
+from pipeline.sources.access import redact
+from pipeline.sources.assets import asset_location
 from pipeline.sources.base import Scene
-from pipeline.sources.fingerprint import fingerprint
+from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 from pipeline.sources.select import read_scenes
+from pipeline.sources.settings import RetryPolicy
 from pipeline.storage import write_json_atomic
 
 LOCK_FILE = "corpus.lock"
@@ -64,20 +74,104 @@ class SourceDriftError(SourceError):
 # ---- writing -------------------------------------------------------------------------------
 
 
-def write_lock(config: RunConfig, corpus: Path) -> Path:
-    """Fingerprint the inputs and outputs of the corpus in ``corpus``; write ``corpus.lock``."""
-    scenes = read_scenes(corpus / "sources.parquet")
+@dataclass(frozen=True)
+class LockedInputs:
+    """The fingerprinted inputs of a build: item, label and event entries of the lock."""
+
+    items: list[dict[str, Any]]
+    labels: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+    def unverifiable(self) -> list[dict[str, str]]:
+        """Every input recorded as unverifiable: which (kind, subject, detail, href)."""
+        found = [
+            _listed("asset", item["id"], band, a["href"])
+            for item in self.items
+            for band, a in item["assets"].items()
+            if "unverifiable" in a
+        ]
+        found += [
+            _listed("label", p["href"], p["value_type"], p["href"])
+            for p in self.labels
+            if "unverifiable" in p
+        ]
+        found += [
+            _listed("event", e["href"], name, name)
+            for e in self.events
+            for name, fp in e["files"].items()
+            if "unverifiable" in fp
+        ]
+        return found
+
+
+def _listed(kind: str, subject: str, detail: str, href: str) -> dict[str, str]:
+    return {
+        "kind": kind,
+        "subject": redact(subject),
+        "detail": redact(detail),
+        "href": redact(href),
+    }
+
+
+@dataclass(frozen=True)
+class Fingerprinter:
+    """``fingerprint`` under the source's retry policy; an input that cannot be fingerprinted
+    fails the build (``on_unverifiable == "raise"``) or is recorded as unverifiable."""
+
+    retry: RetryPolicy
+    on_unverifiable: str = "raise"
+
+    @classmethod
+    def of(cls, config: RunConfig) -> Fingerprinter:
+        return cls(config.source.retry, config.source.on_unverifiable)
+
+    def __call__(self, location: str, what: str) -> dict[str, Any]:
+        try:
+            return fingerprint(location, self.retry)
+        except UnverifiableAssetError as exc:
+            if self.on_unverifiable != "record":
+                raise UnverifiableAssetError(f"{what} at {exc.location}", exc.reason) from None
+            return {"unverifiable": exc.reason}
+
+
+def fingerprint_inputs(config: RunConfig, scenes_path: Path, work: Path) -> LockedInputs:
+    """Fingerprint every input of the scenes in ``scenes_path`` (the build's
+    ``work/scenes.parquet``); list the unverifiable ones in ``work/unverifiable_inputs.json``.
+    Scenes the chip stage skipped as unreadable (``chips.on_error: skip``) never fail here:
+    the manifest already says they are missing, their assets are recorded as they are."""
     recipe = recipe_of(config)
+    take = Fingerprinter.of(config)
+    failed = failed_scenes_path(work)
+    skipped = json.loads(failed.read_text()) if failed.is_file() else {}
+    lenient = dataclasses.replace(take, on_unverifiable="record")
+    scenes = read_scenes(scenes_path)
+    inputs = LockedInputs(
+        items=[
+            _item_entry(scene, recipe, lenient if scene.item_id in skipped else take)
+            for scene in scenes
+        ],
+        labels=label_entries(config, take),
+        events=event_entries(config, take),
+    )
+    write_json_atomic(work / UNVERIFIABLE_FILE, inputs.unverifiable())
+    return inputs
+
+
+def write_lock(config: RunConfig, corpus: Path, inputs: LockedInputs) -> Path:
+    """Write ``corpus.lock``: the recipe, the fingerprinted ``inputs`` (of the scenes in
+    ``corpus/sources.parquet``) and the checksums of the corpus outputs."""
+    scenes = read_scenes(corpus / "sources.parquet")
+    used = {s.item_id for s in scenes}
     lock = {
         "lock_version": 1,
         "name": config.name,
         "software": {"package": "crisislandmark", "version": pipeline.__version__},
         "config_digest": config.digest(),
-        "recipe": recipe,
+        "recipe": recipe_of(config),
         "watermark": watermark(scenes),
-        "items": [_item_entry(scene, recipe) for scene in scenes],
-        "labels": label_entries(config),
-        "events": event_entries(config),
+        "items": [item for item in inputs.items if item["id"] in used],
+        "labels": inputs.labels,
+        "events": inputs.events,
         "outputs": output_checksums(corpus, config.output.views),
     }
     validate(lock, SCHEMA, "corpus lock")
@@ -113,7 +207,7 @@ def record_digest(scene: Scene) -> str:
     return _sha256_text(json.dumps(scene.to_record(), sort_keys=True, default=str))
 
 
-def _item_entry(scene: Scene, recipe: Mapping[str, Any]) -> dict[str, Any]:
+def _item_entry(scene: Scene, recipe: Mapping[str, Any], take: Fingerprinter) -> dict[str, Any]:
     return {
         "id": scene.item_id,
         "collection": scene.collection,
@@ -121,37 +215,48 @@ def _item_entry(scene: Scene, recipe: Mapping[str, Any]) -> dict[str, Any]:
         "stamp": scene_stamp(scene),
         "record_sha256": record_digest(scene),
         "assets": {
-            band: {"href": a.href, **fingerprint(source_location(a.href, recipe))}
+            band: {
+                "href": a.href,
+                **take(source_location(a.href, recipe), f"scene {scene.item_id} band {band}"),
+            }
             for band, a in sorted(scene.assets.items())
         },
     }
 
 
-def label_entries(config: RunConfig) -> list[dict[str, Any]]:
+def label_entries(config: RunConfig, take: Fingerprinter | None = None) -> list[dict[str, Any]]:
     """Every label product: CORINE, Dynamic World (mosaics and per-scene), WorldCover."""
+    take = take or Fingerprinter.of(config)
     labels = config.labels
     products = [(p.href, p.value_type) for p in (*labels.corine, *labels.dynamic_world)]
     products += [(p.href, p.value_type) for p in labels.worldcover]
     products += [(href, "dw-scene") for href, _ in labels.dynamic_world_scenes]
-    return [{"href": h, "value_type": kind, **fingerprint(h)} for h, kind in products]
+    return [
+        {"href": h, "value_type": kind, **take(h, f"label product ({kind})")}
+        for h, kind in products
+    ]
 
 
-def event_entries(config: RunConfig) -> list[dict[str, Any]]:
+def event_entries(config: RunConfig, take: Fingerprinter | None = None) -> list[dict[str, Any]]:
     """Every crisis event source (EMS products, GDACS feeds, user event files) and its files;
     a refresh treats a new source, or one whose files changed, as new events."""
-    sources = [("ems", e.observed_event, e.metadata) for e in config.labels.ems]
-    sources += [("gdacs", g.href, None) for g in config.labels.gdacs]
-    sources += [("user", u.path, None) for u in config.labels.user_events]
-    return [_event_entry(kind, href, meta) for kind, href, meta in sources]
+    take = take or Fingerprinter.of(config)
+    sources = [("ems", e.observed_event, e.metadata, e.source_table) for e in config.labels.ems]
+    sources += [("gdacs", g.href, None, None) for g in config.labels.gdacs]
+    sources += [("user", u.path, None, None) for u in config.labels.user_events]
+    return [_event_entry(kind, href, meta, table, take) for kind, href, meta, table in sources]
 
 
-def _event_entry(kind: str, href: str, metadata: str | None) -> dict[str, Any]:
+def _event_entry(
+    kind: str, href: str, metadata: str | None, source_table: str | None, take: Fingerprinter
+) -> dict[str, Any]:
     files = shapefile_parts(href) + ([metadata] if metadata else [])
+    files += shapefile_parts(source_table) if source_table else []
     return {
         "kind": kind,
         "href": href,
         "metadata": metadata,
-        "files": {f: fingerprint(f) for f in files},
+        "files": {f: take(f, f"{kind} event file") for f in files},
     }
 
 
@@ -165,13 +270,8 @@ def shapefile_parts(href: str) -> list[str]:
 
 def source_location(href: str, recipe: Mapping[str, Any]) -> str:
     """Where an asset href of the source is read from: a URL or an absolute local path."""
-    if "://" in href or href.startswith("/"):
-        return href
     source = recipe["source"]
-    base = str(source["asset_base"])
-    if base == "serve":
-        return str(Path(source["items"]).parent / href)
-    return base.rstrip("/") + "/" + href if "://" in base else str(Path(base) / href)
+    return asset_location(href, str(source["asset_base"]), Path(source["items"]).parent)
 
 
 def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:
@@ -262,20 +362,27 @@ def from_plain(kind: Any, value: Any) -> Any:
 
 
 def check_inputs(lock: Mapping[str, Any]) -> list[Drift]:
-    """Every locked asset, label product and event file whose fingerprint changed."""
+    """Every locked asset, label product and event file whose fingerprint changed, could not be
+    taken now, or was locked as unverifiable (its bytes were never pinned: no identity claim)."""
+    take = Fingerprinter(_locked_retry(lock), on_unverifiable="record")
     drift = []
     for item in lock["items"]:
         for band, asset in item["assets"].items():
-            now = fingerprint(source_location(asset["href"], lock["recipe"]))
-            drift += _compare("asset", item["id"], f"{band} {asset['href']}", asset, now)
+            now = take(source_location(asset["href"], lock["recipe"]), asset["href"])
+            drift += _compare("asset", item["id"], f"{band} {redact(asset['href'])}", asset, now)
     for label in lock["labels"]:
-        drift += _compare(
-            "label", label["href"], label["value_type"], label, fingerprint(label["href"])
-        )
+        now = take(label["href"], label["href"])
+        drift += _compare("label", label["href"], label["value_type"], label, now)
     for event in lock["events"]:
         for name, locked in event["files"].items():
-            drift += _compare("event", event["href"], name, locked, fingerprint(name))
+            drift += _compare("event", event["href"], name, locked, take(name, name))
     return drift
+
+
+def _locked_retry(lock: Mapping[str, Any]) -> RetryPolicy:
+    """The retry policy of the locked recipe (the default for locks written without one)."""
+    raw = lock["recipe"]["source"].get("retry")
+    return from_plain(RetryPolicy, raw) if raw else RetryPolicy()
 
 
 def check_items(lock: Mapping[str, Any], found: Sequence[Scene]) -> list[Drift]:
@@ -316,9 +423,15 @@ def _compare(
     kind: str, subject: str, detail: str, locked: Mapping[str, Any], now: Mapping[str, Any]
 ) -> list[Drift]:
     keys = ("sha256", "size", "missing") if locked.get("sha256") else ("etag", "size", "missing")
-    if any(locked.get(key) != now.get(key) for key in keys):
+    unpinned = any(_unverifiable(fp) for fp in (locked, now))
+    if unpinned or any(locked.get(key) != now.get(key) for key in keys):
         return [Drift(kind, subject, detail, _short(locked), _short(now))]
     return []
+
+
+def _unverifiable(fp: Mapping[str, Any]) -> str | None:
+    """Why a fingerprint pins no bytes (``unreachable``: how earlier locks said it)."""
+    return fp.get("unverifiable") or fp.get("unreachable")
 
 
 def _short(fp: Mapping[str, Any]) -> str:
@@ -326,8 +439,8 @@ def _short(fp: Mapping[str, Any]) -> str:
         return f"sha256 {fp['sha256'][:12]} ({fp.get('size')} B)"
     if fp.get("missing"):
         return "missing"
-    if fp.get("unreachable"):
-        return f"unreachable ({fp['unreachable']})"
+    if reason := _unverifiable(fp):
+        return f"unverifiable ({redact(reason)})"
     return f"etag {fp.get('etag')} ({fp.get('size')} B)"
 
 

@@ -19,6 +19,7 @@ from pipeline.labels.taxonomy import REFERENCE_LABELS
 from pipeline.schemas import validate
 
 SCHEMA = "manifest.v1.schema.json"
+UNVERIFIABLE_FILE = "unverifiable_inputs.json"  # in the work area, written with the lock inputs
 VIEW_OUTPUTS = {
     "clm-hdf5": ("corpus.h5", "queries.jsonl", "qrels/"),
     "webdataset": ("webdataset/",),
@@ -49,6 +50,7 @@ def build_manifest(
         "archive": _archive_summary(config.archive),
         "scenes": _scene_counts(chips),
         **_failures(chips_index.parent / "failed_scenes.json"),
+        "unverifiable_inputs": _json_list(chips_index.parent / UNVERIFIABLE_FILE),
         "label_warnings": _json_or_empty(chips_index.parent / "label_warnings.json"),
         "chips": _chip_counts(chips),
         "labels": _label_counts(records),
@@ -77,6 +79,11 @@ def _recipe(config: RunConfig) -> dict[str, Any]:
 
 def _json_or_empty(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def _json_list(path: Path) -> list[Any]:
+    """Inputs recorded as unverifiable (``source.on_unverifiable: record``): none pinned."""
+    return list(json.loads(path.read_text())) if path.exists() else []
 
 
 def _failures(path: Path) -> dict[str, Any]:

@@ -169,7 +169,8 @@ def _images(
         for chip in chips:
             item = chip["item_id"]
             if item not in open_files:
-                open_files[item] = h5py.File(scene_outputs(chip_dir, item)[0], "r")
+                h5_path = scene_outputs(chip_dir, item, chip["inputs_digest"])[0]
+                open_files[item] = h5py.File(h5_path, "r")
             yield chip, open_files[item][chip["key"]][()]
     finally:
         for fh in open_files.values():

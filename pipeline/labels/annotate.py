@@ -13,7 +13,12 @@ from pipeline.chips.grid import ChipGeometry
 from pipeline.config import LabelsConfig
 from pipeline.labels.base import ClassFractions, CrisisEvent, LabelSource
 from pipeline.labels.corine import CorineRaster
-from pipeline.labels.crisis_ems import affected_fraction, crisis_phase, read_ems_observed_event
+from pipeline.labels.crisis_ems import (
+    affected_fraction,
+    calendar_days,
+    crisis_phase,
+    read_ems_observed_event,
+)
 from pipeline.labels.crisis_gdacs import read_gdacs_feed
 from pipeline.labels.crisis_user import read_user_events
 from pipeline.labels.dynamic_world import DynamicWorldRaster
@@ -120,7 +125,15 @@ def _composites(labels: LabelsConfig) -> list[LabelSource]:
 
 def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
     """Every configured crisis event: EMS products, GDACS feeds and user event files."""
-    events = [read_ems_observed_event(e.observed_event, metadata=e.metadata) for e in labels.ems]
+    events = [
+        read_ems_observed_event(
+            e.observed_event,
+            event_date=e.event_date,
+            metadata=e.metadata,
+            source_table=e.source_table,
+        )
+        for e in labels.ems
+    ]
     for feed in labels.gdacs:
         events += read_gdacs_feed(feed.href, feed.radius_km).events
     for user in labels.user_events:
@@ -188,7 +201,7 @@ def _subtype(event: CrisisEvent) -> str:
 def _crisis_entry(
     event: CrisisEvent, acquired: datetime, phase: str, fraction: float
 ) -> dict[str, Any]:
-    days = (acquired - event.event_date).days
+    days = calendar_days(event.event_date, acquired)
     return {
         "hazard": event.hazard,
         "label": CRISIS_LABELS[event.hazard],

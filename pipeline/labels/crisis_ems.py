@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,15 +247,32 @@ def _event_date(
         when, extra = _date_from_source_table(Path(source_table), name, src_ids)
         return when, {"event_date_source": "source_table:post-event image", **extra}
     raise SourceError(
-        f"no event date for {name.product_id}: pass event_date=, metadata= (activation JSON "
-        f"with 'event_date') or source_table= (the product's {name.source_table_name()}.dbf)"
+        f"no event date for {name.product_id}: give event_date, metadata (the activation JSON, "
+        f"with 'event_date' or 'eventTime') or source_table (the product's "
+        f"{name.source_table_name()}.dbf)"
     )
 
 
-def _src_ids(frame: gpd.GeoDataFrame) -> set[int]:
+def _src_ids(frame: pd.DataFrame) -> set[int]:
     if "dmg_src_id" not in frame:
         return set()
     return {int(v) for v in frame["dmg_src_id"].dropna()}
+
+
+def ems_event_date(product: Any) -> tuple[datetime, dict[str, str]]:
+    """The event date of a configured EMS product (``pipeline.config.EmsProduct``) and where
+    it came from, reading only attribute tables (no geometry): cheap enough for config load."""
+    path = Path(product.observed_event)
+    name = parse_ems_name(path)
+    src_ids: set[int] = set()
+    if product.event_date is None and product.source_table is not None:
+        try:
+            attributes = pyogrio.read_dataframe(path, read_geometry=False)
+        except Exception as exc:
+            raise SourceError(f"cannot read EMS layer {path}: {exc}") from exc
+        src_ids = _src_ids(attributes)
+    meta = _load_metadata(product.metadata)
+    return _event_date(product.event_date, meta, product.source_table, name, src_ids)
 
 
 def read_ems_observed_event(
@@ -351,14 +368,22 @@ def affected_fraction(event: CrisisEvent, chip: ChipGeometry) -> float:
     return min(max(area / square.area, 0.0), 1.0)
 
 
+def calendar_days(event_date: datetime, acquired: datetime) -> int:
+    """Whole UTC calendar days from the event's date to the acquisition's date: 0 on the day
+    of the event (whatever the hour of either), 1 on the next calendar day, -1 the day before.
+    Event times are approximate in every crisis source, so dates, not hours, are compared."""
+    when = _as_utc(event_date, "event_date").date()
+    return (_as_utc(acquired, "acquired").date() - when).days
+
+
 def crisis_phase(event: CrisisEvent, acquired: datetime, window_days: int) -> str | None:
-    """'post' if 0 <= acquired - event <= window, 'pre' if within window before, else None."""
+    """'post' from the event's UTC date to ``window_days`` calendar days after it, 'pre' up to
+    ``window_days`` days before it, else None (see ``calendar_days``)."""
     if window_days < 0:
         raise ConfigError(f"window_days={window_days} must be >= 0")
-    delta = _as_utc(acquired, "acquired") - _as_utc(event.event_date, "event_date")
-    window = timedelta(days=window_days)
-    if timedelta(0) <= delta <= window:
+    days = calendar_days(event.event_date, acquired)
+    if 0 <= days <= window_days:
         return "post"
-    if -window <= delta < timedelta(0):
+    if -window_days <= days < 0:
         return "pre"
     return None

@@ -13,6 +13,9 @@ Two methods, chosen automatically:
   to a half sub-pixel strip along class edges (< 1 % of a chip for 100 m
   classes). Averaging resamplers (mode, average) would blur or vote classes away.
 
+Fractions are sums of whole weights (chip-area m², or sub-pixel counts) divided once by
+the total, so they are the same bits whatever the CPU (no per-pixel fractions summed).
+
 Pixels outside the raster, pixels equal to the dataset nodata or to
 ``nodata_values``, and (when ``value_map`` is given) raw values absent from
 ``value_map`` all count as nodata. Hrefs may be local paths or http(s) URLs
@@ -38,6 +41,7 @@ from rasterio.windows import Window
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ChipReadError, ConfigError, SourceError
 from pipeline.labels import warnings as label_warnings
+from pipeline.sources.redact import redact
 
 _OUTSIDE = np.iinfo(np.int32).min
 _READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
@@ -89,11 +93,13 @@ def _read(ds, band: int, window: Window, href: str) -> np.ndarray:
     try:
         return ds.read(band, window=window).astype(np.int64)
     except (RasterioIOError, IndexError) as exc:
-        raise ChipReadError(f"cannot read band {band} of label raster {href!r}: {exc}") from exc
+        raise ChipReadError(
+            f"cannot read band {band} of label raster {redact(href)!r}: {redact(str(exc))}"
+        ) from exc
 
 
 def _exact_weights(ds, chip: ChipGeometry, band: int, href: str) -> tuple[np.ndarray, np.ndarray]:
-    """Raw values and their exact chip-area weights (fractions of the chip)."""
+    """Raw values and their exact overlap areas with the chip (m²)."""
     minx, miny, maxx, maxy = chip.bounds
     win = _covering_window(ds, chip.bounds, pad=0)
     if win is None:
@@ -102,14 +108,13 @@ def _exact_weights(ds, chip: ChipGeometry, band: int, href: str) -> tuple[np.nda
     c0, r0 = int(win.col_off), int(win.row_off)
     ox = _axis_overlap(t.c, t.a, c0, c0 + int(win.width), minx, maxx)
     oy = _axis_overlap(t.f, t.e, r0, r0 + int(win.height), miny, maxy)
-    weights = np.outer(oy, ox) / (chip.size_m * chip.size_m)
-    return _read(ds, band, win, href).ravel(), weights.ravel()
+    return _read(ds, band, win, href).ravel(), np.outer(oy, ox).ravel()
 
 
 def _warped_weights(
     ds, chip: ChipGeometry, band: int, href: str, subpixel_m: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw values of a nearest-neighbour warp onto a ``subpixel_m`` sub-grid, equal weights."""
+    """Raw values of a nearest-neighbour warp onto a ``subpixel_m`` sub-grid, weight 1 each."""
     n = round(chip.size_m / subpixel_m)
     if n < 1 or not math.isclose(n * subpixel_m, chip.size_m):
         raise ConfigError(f"subpixel_m={subpixel_m} must divide the chip size {chip.size_m} m")
@@ -134,17 +139,19 @@ def _warped_weights(
         resampling=Resampling.nearest,
     )
     values = dst.ravel().astype(np.int64)
-    return values, np.full(values.size, 1.0 / values.size)
+    return values, np.ones(values.size)
 
 
 def _tally(
     values: np.ndarray,
     weights: np.ndarray,
+    total: float,
     nodata: set[int],
     value_map: Mapping[int, int] | None,
     unknown: set[int] | None = None,
 ) -> tuple[dict[int, float], float]:
-    fractions: dict[int, float] = {}
+    """Weight per class summed first, then divided once by ``total`` (the chip's weight)."""
+    sums_by_key: dict[int, float] = {}
     uniq, inverse = np.unique(values, return_inverse=True)
     sums = np.bincount(inverse.ravel(), weights=weights, minlength=uniq.size)
     for raw, weight in zip(uniq.tolist(), sums.tolist(), strict=True):
@@ -155,9 +162,10 @@ def _tally(
                 unknown.add(int(raw))
             continue
         key = value_map[raw] if value_map is not None else raw
-        fractions[key] = fractions.get(key, 0.0) + weight
-    nodata_fraction = min(max(1.0 - sum(fractions.values()), 0.0), 1.0)
-    return dict(sorted(fractions.items())), nodata_fraction
+        sums_by_key[key] = sums_by_key.get(key, 0.0) + weight
+    fractions = {key: weight / total for key, weight in sorted(sums_by_key.items())}
+    nodata_fraction = min(max((total - sum(sums_by_key.values())) / total, 0.0), 1.0)
+    return fractions, nodata_fraction
 
 
 def _use_exact(ds, chip: ChipGeometry, method: str) -> bool:
@@ -195,10 +203,12 @@ def fractions_from_raster(
         nodata.add(int(ds.nodata))
     if _use_exact(ds, chip, method):
         values, weights = _exact_weights(ds, chip, band, str(href))
+        total = chip.size_m * chip.size_m
     else:
         values, weights = _warped_weights(ds, chip, band, str(href), subpixel_m)
+        total = float(round(chip.size_m / subpixel_m) ** 2)
     unknown: set[int] = set()
-    result = _tally(values, weights, nodata, value_map, unknown)
+    result = _tally(values, weights, total, nodata, value_map, unknown)
     if unknown:
         _report_unknown(str(href), chip, sorted(unknown), on_unknown)
     return result

@@ -12,12 +12,13 @@ chip rows or manifests:
   credentials stay in the environment where GDAL reads them.
 - ``sentinelhub://`` hrefs: the scene is rendered by the process API first
   (``pipeline.sources.sentinelhub.materialize``), then read from the local files.
+
+Messages name assets through ``redact`` (``pipeline.sources.redact``, importable from here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -27,6 +28,7 @@ from rasterio.errors import RasterioIOError
 
 from pipeline.errors import SourceError
 from pipeline.sources.base import Scene
+from pipeline.sources.redact import error_text, redact, redact_gdal_logs
 
 RESIGN_MARGIN_S = 600.0
 PC_STORAGE_DOMAIN = ".blob.core.windows.net"
@@ -45,6 +47,7 @@ def open_asset(scene: Scene, band: str) -> Iterator[Any]:
     """Open one band of ``scene`` for reading, signed or rendered as its provider requires."""
     href = scene.assets[band].href
     signing = _signing(scene)
+    redact_gdal_logs()
     try:
         ds = rasterio.open(readable_href(scene, href, signing))
     except RasterioIOError as exc:
@@ -115,14 +118,7 @@ def pc_token(account: str, container: str, token_url: str | None, refresh: bool 
         return sas.get_token(account, container, retry_total=4, retry_backoff_factor=0.5).token
     except Exception as exc:  # requests / pydantic errors from the token endpoint
         raise SourceError(
-            f"cannot get a SAS token for {account}/{container} from {settings.sas_url}: "
-            f"{type(exc).__name__}; check source.token_url and PC_SDK_SUBSCRIPTION_KEY"
-        ) from exc
-
-
-_QUERY = re.compile(r"\?[^\s'\"]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with URL query strings (signatures, tokens) replaced by ``?...``."""
-    return _QUERY.sub("?...", text)
+            f"cannot get a SAS token for {account}/{container} from {redact(settings.sas_url)}: "
+            f"{type(exc).__name__}: {error_text(exc)}; check source.token_url and "
+            "PC_SDK_SUBSCRIPTION_KEY"
+        ) from None

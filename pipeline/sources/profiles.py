@@ -8,8 +8,16 @@ normalized band, plus where the properties the corpus needs live. Built in:
 - ``earth-search`` (Element 84 v1): S2 common-name assets (``coastal``, ``blue``, ``nir08``,
   ``scl``...), ``earthsearch:boa_offset_applied``; S1 GRD in a requester-pays bucket.
 - ``clm-archive``: the embedded demo archive (Planetary Computer layout, nothing to sign).
+- ``earth-search-v0`` (Element 84 v0, ``sentinel-s2-l2a-cogs``, retired but still in many
+  recipes): assets ``B01``..``B12``, ``B8A``, ``SCL``; ``sentinel:*`` properties; the baseline
+  and tile from ``sentinel:product_id``; cloud filter through the ``query`` extension.
 - ``cdse`` (Copernicus Data Space STAC, STAC 1.1): per-resolution assets ``B02_10m``,
-  ``B05_20m``, ``B01_60m``, ``SCL_20m``; ``proj:code``; baseline from ``processing:version``.
+  ``B05_20m``, ``B01_60m``, ``SCL_20m``; ``proj:code``; baseline from ``processing:version``;
+  ``eopf:datatake_id``.
+
+Where no property holds the S2 processing baseline or the MGRS tile, both are parsed from the
+product name (``..._N0509_R065_T32TQR_...``): the item id or any property mapped under
+``product_name``.
 
 Any other STAC API: a YAML/JSON mapping file (``schemas/provider-profile.v1.schema.json``).
 """
@@ -42,13 +50,15 @@ DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "relative_orbit": ("sat:relative_orbit",),
     "polarizations": ("sar:polarizations",),
     "instrument_mode": ("sar:instrument_mode",),
-    "datatake_id": ("s2:datatake_id", "s1:datatake_id"),
+    "datatake_id": ("s2:datatake_id", "s1:datatake_id", "eopf:datatake_id"),
     "tile": ("s2:mgrs_tile", "grid:code", "s2:tile_id"),
+    "product_name": ("s2:product_uri", "sentinel:product_id", "eopf:product_name"),
     "processed": ("s2:generation_time", "s1:processing_datetime", "processing:datetime"),
     "boa_offset_applied": ("earthsearch:boa_offset_applied",),
     "requester_pays": ("storage:requester_pays",),
 }
 _BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
+_TILE_IN_NAME = re.compile(r"_T(\d{2}[C-X][A-Z]{2})(?:_|\b)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,12 @@ EARTH_SEARCH = ProviderProfile(
     },
     url="https://earth-search.aws.element84.com/v1",
 )
+EARTH_SEARCH_V0 = ProviderProfile(
+    "earth-search-v0",
+    {"sentinel-s2-l2a-cogs": _s2(_PC_S2)},
+    url="https://earth-search.aws.element84.com/v0",
+    cloud_filter="query",
+)
 CDSE = ProviderProfile(
     "cdse",
     {
@@ -130,7 +146,9 @@ CLM_ARCHIVE = ProviderProfile(
     "clm-archive",
     {k: v for k, v in PLANETARY_COMPUTER.collections.items() if k != "sentinel-1-rtc"},
 )
-BUILTIN_PROFILES = {p.name: p for p in (PLANETARY_COMPUTER, EARTH_SEARCH, CDSE, CLM_ARCHIVE)}
+BUILTIN_PROFILES = {
+    p.name: p for p in (PLANETARY_COMPUTER, EARTH_SEARCH, EARTH_SEARCH_V0, CDSE, CLM_ARCHIVE)
+}
 # Backwards-compatible names (the embedded archive uses the Planetary Computer layout).
 PLANETARY_COMPUTER_ASSETS = {k: dict(v.assets) for k, v in PLANETARY_COMPUTER.collections.items()}
 SENSOR_OF_COLLECTION = {k: v.sensor for k, v in PLANETARY_COMPUTER.collections.items()}
@@ -217,7 +235,7 @@ def scene_from_item(
         relative_orbit=pick("relative_orbit"),
         polarizations=_polarizations(pick("polarizations"), mapping, assets),
         instrument_mode=pick("instrument_mode"),
-        extra=_extra(props, pick, profile, mapping),
+        extra=_extra(item, pick, profile, mapping),
         boa_offset_applied=bool(pick("boa_offset_applied") or False),
     )
 
@@ -277,16 +295,26 @@ def _baseline(
         return str(value)
     if mapping.sensor != "s2":
         return None
-    names = (str(item["id"]), str(item["properties"].get("s2:product_uri", "")))
-    for name in names:
-        match = _BASELINE_IN_NAME.search(name)
-        if match:
-            return f"{match.group(1)}.{match.group(2)}"
+    match = _in_names(_BASELINE_IN_NAME, pick, item)
+    if match:
+        return f"{match.group(1)}.{match.group(2)}"
     raise SourceError(
         f"S2 item {item['id']!r} has no processing baseline (s2:processing_baseline, "
-        "processing:version or _Nxxxx_ in its name); the BOA offset cannot be harmonized without "
-        "it: map the right property under `properties.processing_baseline` in the profile"
+        "processing:version or _Nxxxx_ in its id or product name); the BOA offset cannot be "
+        "harmonized without it: map the property holding it under `properties.processing_baseline` "
+        "or the product name under `properties.product_name` in the profile"
     )
+
+
+def _in_names(
+    pattern: re.Pattern[str], pick: Callable[[str], Any], item: Mapping[str, Any]
+) -> re.Match[str] | None:
+    """The first match of ``pattern`` in the item id or its product name property."""
+    for name in (str(item["id"]), str(pick("product_name") or "")):
+        match = pattern.search(name)
+        if match:
+            return match
+    return None
 
 
 def _lower(value: Any) -> str | None:
@@ -304,12 +332,15 @@ def _polarizations(
 
 
 def _extra(
-    props: Mapping[str, Any],
+    item: Mapping[str, Any],
     pick: Callable[[str], Any],
     profile: ProviderProfile,
     mapping: CollectionMapping,
 ) -> dict[str, Any]:
+    props = item["properties"]
     tile = pick("tile")
+    if not tile and mapping.sensor == "s2" and (match := _in_names(_TILE_IN_NAME, pick, item)):
+        tile = match.group(1)
     extra = {
         "updated": props.get("updated"),
         "created": props.get("created"),

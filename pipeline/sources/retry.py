@@ -27,6 +27,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
 from pipeline.errors import SourceError
+from pipeline.sources.redact import redact
 from pipeline.sources.settings import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def send_checked(
         response = session.send(request, timeout=policy.timeout_s)
         content = response.content  # reads the whole body: truncation raises here
     except _TRANSIENT_EXCEPTIONS as exc:
-        raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        raise TransientError(redact(f"{type(exc).__name__}: {exc}")) from exc
     if response.status_code in policy.statuses:
         raise TransientError(
             f"HTTP {response.status_code} {response.reason}",
@@ -167,13 +168,7 @@ class RetryingStacApiIO(StacApiIO):
             with provider_slot(href, self.max_concurrency):
                 return send_checked(self.session, prepared.copy(), self.policy)
 
-        response = call_with_retries(self.policy, f"{method} {_safe(href)}", attempt)
+        response = call_with_retries(self.policy, f"{method} {redact(href)}", attempt)
         if not 200 <= response.status_code < 300:
             raise APIError.from_response(response)
         return response.content.decode("utf-8")
-
-
-def _safe(url: str) -> str:
-    """A URL without its query string (which may hold a signature) for messages."""
-    parsed = urlparse(url)
-    return f"{parsed.scheme}://{parsed.netloc}{parsed.path}"

@@ -4,6 +4,7 @@ and record both the scenes and the report of what was left out and why."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, SourceError
-from pipeline.sources.base import Scene, SceneSource, SearchQuery, SearchResult
+from pipeline.sources.base import Scene, SceneSource, SearchQuery, SearchResult, SkippedItem
 from pipeline.sources.geoparquet import GeoParquetSource
 from pipeline.sources.selection import Selection, select_scenes, window_queries
 from pipeline.sources.settings import ApiSettings
@@ -51,7 +52,8 @@ def search_scenes(config: RunConfig, out: Path) -> Path:
     selection = select_scenes(found, config.selection, config.search.max_cloud_cover)
     write_json_atomic(report_path(out), selection_report(config, results, selection))
     if not selection.kept:
-        raise SourceError(_nothing_found(config, len(found)))
+        skipped = [s for result in results for s in result.skipped]
+        raise SourceError(_nothing_found(config, len(found), skipped, report_path(out)))
     write_scenes(list(selection.kept), out)
     return out
 
@@ -98,7 +100,12 @@ def selection_report(
     }
 
 
-def _nothing_found(config: RunConfig, found: int) -> str:
+def _generic(reason: str, item_id: str) -> str:
+    """A skip reason without the item's own id, so that equal reasons count together."""
+    return str(reason).replace(f"item {item_id!r}", "the item").replace(repr(item_id), "the item")
+
+
+def _nothing_found(config: RunConfig, found: int, skipped: list[SkippedItem], report: Path) -> str:
     s = config.search
     where = (
         f"collections {list(s.collections)}, {s.start:%Y-%m-%d}..{s.end:%Y-%m-%d}, bbox {s.bbox}"
@@ -106,7 +113,15 @@ def _nothing_found(config: RunConfig, found: int) -> str:
     if found:
         return (
             f"{found} scene(s) match {where} but the selection rules reject all of them; "
-            "relax `selection:` (the reasons are in scenes.selection.json beside scenes.parquet)"
+            f"relax `selection:` (every reason is in {report})"
+        )
+    if skipped:
+        reasons = Counter(_generic(item.reason, item.item_id) for item in skipped).most_common(3)
+        listed = "; ".join(f"{reason} ({n} items)" for reason, n in reasons)
+        return (
+            f"the source returned {len(skipped)} item(s) for {where} but none could be "
+            f"normalized, so all were skipped: {listed} (every item and reason is in {report}); "
+            "fix the provider profile or mapping file (source.profile) for these items"
         )
     return (
         f"no scenes match {where}; widen search.datetime / search.bbox or raise "

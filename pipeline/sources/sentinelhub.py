@@ -44,6 +44,7 @@ from pipeline.sources.base import (
     SearchResult,
     SkippedItem,
 )
+from pipeline.sources.redact import redact
 from pipeline.sources.settings import ApiSettings
 
 SH_COLLECTIONS = {"sentinel-2-l2a": "s2", "sentinel-1-grd": "s1"}
@@ -336,7 +337,9 @@ def process(sensor: str, spec: Mapping[str, Any]) -> np.ndarray:
     try:
         (data,) = request.get_data()
     except DownloadFailedException as exc:
-        raise SourceError(f"Sentinel Hub process request at {spec['url']} failed: {exc}") from exc
+        raise SourceError(
+            f"Sentinel Hub process request at {redact(spec['url'])} failed: {redact(str(exc))}"
+        ) from exc
     return np.asarray(data).reshape(data.shape[0], data.shape[1], -1)
 
 

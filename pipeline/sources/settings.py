@@ -47,7 +47,7 @@ class ApiSettings:
 
 def parse_api_settings(raw: Mapping[str, Any], base: Path, where: str) -> ApiSettings:
     """``source:`` keys of an API source -> ``ApiSettings`` (relative paths against ``base``)."""
-    retry = RetryPolicy(**_retry_fields(raw.get("retry", {})))
+    retry = parse_retry(raw)
     profile = str(raw.get("profile", "planetary-computer"))
     if profile.endswith((".yaml", ".yml", ".json")):
         profile = str(_resolve(base, profile))
@@ -72,11 +72,12 @@ def parse_api_settings(raw: Mapping[str, Any], base: Path, where: str) -> ApiSet
     return settings
 
 
-def _retry_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(raw)
+def parse_retry(source: Mapping[str, Any]) -> RetryPolicy:
+    """``source.retry`` -> ``RetryPolicy`` (API requests, asset reads and fingerprints)."""
+    out = dict(source.get("retry", {}))
     if "statuses" in out:
         out["statuses"] = tuple(int(s) for s in out["statuses"])
-    return out
+    return RetryPolicy(**out)
 
 
 def _resolve(base: Path, value: str) -> Path:

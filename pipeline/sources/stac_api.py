@@ -20,6 +20,7 @@ from pystac_client.exceptions import APIError
 from pipeline.errors import SourceError
 from pipeline.sources.base import Scene, SearchQuery, SearchResult, SkippedItem
 from pipeline.sources.profiles import ProviderProfile, load_profile, scene_from_item
+from pipeline.sources.redact import redact
 from pipeline.sources.retry import RetryingStacApiIO
 from pipeline.sources.settings import ApiSettings
 
@@ -129,15 +130,17 @@ class StacApiSource:
                 page = io.read_json(where, method="POST", parameters=params)
         except APIError as exc:
             raise SourceError(
-                f"STAC search at {self.url} failed: HTTP {getattr(exc, 'status_code', '?')}: "
-                f"{str(exc)[:300]}; check source.url, the collections and the search parameters"
+                f"STAC search at {redact(self.url)} failed: HTTP {getattr(exc, 'status_code', '?')}: "
+                f"{redact(str(exc))[:300]}; check source.url, the collections and the search parameters"
             ) from exc
         return _page(page, self.url)
 
 
 def _page(page: Any, url: str) -> Page:
     if not isinstance(page, dict) or not isinstance(page.get("features"), list):
-        raise SourceError(f"{url}/search returned something that is not an item collection page")
+        raise SourceError(
+            f"{redact(url)}/search returned something that is not an item collection page"
+        )
     nxt = next((link for link in page.get("links", []) if link.get("rel") == "next"), None)
     matched = page.get("numberMatched", (page.get("context") or {}).get("matched"))
     return Page(page["features"], int(matched) if matched is not None else None, nxt)
@@ -146,6 +149,6 @@ def _page(page: Any, url: str) -> Page:
 def _check_complete(url: str, matched: int | None, got: int) -> None:
     if matched is not None and got < matched:
         raise SourceError(
-            f"{url}/search reported {matched} matching items but pagination returned {got}; "
+            f"{redact(url)}/search reported {matched} matching items but pagination returned {got}; "
             "the result is incomplete, retry later (or narrow search.datetime / search.bbox)"
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,6 +18,7 @@ from pipeline.errors import ConfigError, SourceError
 from pipeline.labels.base import CrisisEvent
 from pipeline.labels.crisis_ems import (
     affected_fraction,
+    calendar_days,
     crisis_phase,
     hazard_from_text,
     parse_ems_name,
@@ -107,7 +108,7 @@ def test_event_date_precedence_and_metadata_json(tmp_path: Path) -> None:
     assert event.properties["event_date_source"] == "metadata"
     explicit = read_ems_observed_event(path, metadata=meta, event_date="2023-07-17T12:00:00Z")
     assert explicit.event_date == datetime(2023, 7, 17, 12, tzinfo=UTC)
-    with pytest.raises(SourceError, match=r"event_date=.*metadata=.*source_table="):
+    with pytest.raises(SourceError, match=r"event_date.*metadata.*source_table"):
         read_ems_observed_event(path)
     with pytest.raises(SourceError, match="EMSR1"):
         read_ems_observed_event(path, metadata={"code": "EMSR1", "event_date": "2023-07-18"})
@@ -150,7 +151,8 @@ def test_crisis_phase() -> None:
     )
     assert crisis_phase(event, datetime(2020, 5, 10, tzinfo=UTC), 30) == "post"
     assert crisis_phase(event, datetime(2020, 6, 9, tzinfo=UTC), 30) == "post"
-    assert crisis_phase(event, datetime(2020, 6, 9, 0, 1, tzinfo=UTC), 30) is None
+    assert crisis_phase(event, datetime(2020, 6, 9, 23, 59, tzinfo=UTC), 30) == "post"
+    assert crisis_phase(event, datetime(2020, 6, 10, 0, 1, tzinfo=UTC), 30) is None
     assert crisis_phase(event, datetime(2020, 5, 9), 30) == "pre"  # naive = UTC
     assert crisis_phase(event, datetime(2020, 4, 10, tzinfo=UTC), 30) == "pre"
     assert crisis_phase(event, datetime(2020, 4, 9, tzinfo=UTC), 30) is None
@@ -219,3 +221,18 @@ def test_real_emsr332_affected_fraction_matches_shapely() -> None:
     fraction = affected_fraction(event, chip)
     assert 0 < fraction <= 1
     assert fraction == pytest.approx(expected / square.area, abs=1e-6)
+
+
+def test_days_since_event_counts_calendar_days() -> None:
+    """A chip acquired 23 h 59 min after the event, on the next UTC day, is one day after it;
+    an acquisition earlier on the event's own day is on the day of the event, not before it."""
+    event = datetime(2021, 11, 16, 5, 0, tzinfo=UTC)
+    assert calendar_days(event, datetime(2021, 11, 17, 4, 59, tzinfo=UTC)) == 1
+    assert calendar_days(event, datetime(2021, 11, 16, 23, 59, tzinfo=UTC)) == 0
+    assert calendar_days(event, datetime(2021, 11, 16, 0, 1, tzinfo=UTC)) == 0
+    assert calendar_days(event, datetime(2021, 11, 15, 23, 59, tzinfo=UTC)) == -1
+    # an aware time in another zone is compared by its UTC date
+    tokyo = timezone(timedelta(hours=9))
+    assert calendar_days(event, datetime(2021, 11, 17, 8, 0, tzinfo=tokyo)) == 0
+    hazard = CrisisEvent("T1", "user", "flood", event, shapely.Point(0, 0))
+    assert crisis_phase(hazard, datetime(2021, 11, 16, 1, 0, tzinfo=UTC), 12) == "post"

@@ -101,3 +101,50 @@ def test_bad_mapping_files_are_rejected(tmp_path, doc, message):
 def test_unknown_profile_name():
     with pytest.raises(ConfigError, match="built-in profile"):
         load_profile("nasa-cmr")
+
+
+def test_earth_search_v0_item_normalises_with_baseline_and_tile_from_the_product_id():
+    """Earth Search v0 (sentinel-s2-l2a-cogs) keeps the baseline only in sentinel:product_id.
+    The fixture follows the v0 field names; it was written for this test."""
+    item = _item(DATA / "earth-search-v0-s2-l2a-cogs-item.json")
+    scene = scene_from_item(item, BUILTIN_PROFILES["earth-search-v0"])
+    assert scene.sensor == "s2" and scene.epsg == 32632 and scene.platform == "sentinel-2b"
+    assert scene.processing_baseline == "03.01"  # _N0301_ in sentinel:product_id
+    assert scene.extra["tile"] == "32TQR" and scene.cloud_cover == 3.52
+    assert scene.assets["B01"].href.endswith("/B01.tif") and scene.assets["B01"].gsd == 60
+    assert scene.assets["SCL"].shape == (5490, 5490)
+    assert not scene.boa_offset_applied
+    assert Scene.from_record(scene.to_record()) == scene
+    newer = copy.deepcopy(item)
+    newer["properties"]["sentinel:product_id"] = newer["properties"]["sentinel:product_id"].replace(
+        "_N0301_", "_N0400_"
+    )
+    assert (
+        scene_from_item(newer, BUILTIN_PROFILES["earth-search-v0"]).processing_baseline == "04.00"
+    )
+    del newer["properties"]["sentinel:product_id"]
+    with pytest.raises(SourceError, match="product_name"):
+        scene_from_item(newer, BUILTIN_PROFILES["earth-search-v0"])
+
+
+def test_cdse_datatake_id_and_a_mapped_product_name_property():
+    item = copy.deepcopy(_item(DATA / "cdse-s2-l2a-item.json"))
+    item["properties"]["eopf:datatake_id"] = "GS2B_20230705T101559_033076_N05.09"
+    scene = scene_from_item(item, BUILTIN_PROFILES["cdse"])
+    assert scene.extra["datatake_id"] == "GS2B_20230705T101559_033076_N05.09"
+    product = item["id"]
+    del item["properties"]["processing:version"], item["properties"]["grid:code"]
+    item["id"] = "cdse-item-0001"  # an opaque id: the product name lives in a property
+    item["properties"]["my:product"] = product
+    with pytest.raises(SourceError, match="processing baseline"):
+        scene_from_item(item, BUILTIN_PROFILES["cdse"])
+    doc = {
+        "name": "cdse-renamed",
+        "collections": {"sentinel-2-l2a": {"sensor": "s2", "assets": dict(
+            BUILTIN_PROFILES["cdse"].collections["sentinel-2-l2a"].assets)}},
+        "properties": {"product_name": ["my:product"]},
+    }  # fmt: skip
+    from pipeline.sources.profiles import profile_from_mapping
+
+    scene = scene_from_item(item, profile_from_mapping(doc, where="test"))
+    assert scene.processing_baseline == "05.09" and scene.extra["tile"] == "32TQR"

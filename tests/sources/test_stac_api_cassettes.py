@@ -108,3 +108,38 @@ def test_selection_drops_hh_only_grd_with_a_reason(real_data):
     assert all(s.sensor == "s2" and (s.cloud_cover or 0) <= 30 for s in selection.kept)
     assert sum("lack ['VV', 'VH']" in r for r in reasons.values()) == 3
     assert any(r.startswith("cloud cover") for r in reasons.values())
+
+
+def test_all_items_skipped_names_the_reasons(real_data, tmp_path):
+    """Every item of the recorded Earth Search session fails to normalise under a profile
+    whose asset keys are wrong: `clm scenes` exits 2 and says why, not 'widen the search'."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    profile = tmp_path / "wrong-keys.yaml"
+    profile.write_text(
+        "name: wrong-keys\ncloud_filter: cql2-json\n"
+        "collections:\n  sentinel-2-l2a: {sensor: s2, assets: {B02: band2, B03: band3}}\n"
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "version: 1\nname: skipped\n"
+        "source: {kind: stac_api, url: 'https://earth-search.aws.element84.com/v1',\n"
+        f"         profile: '{profile}', max_items: 20}}\n"
+        "search: {collections: [sentinel-2-l2a], datetime: 2025-07-31/2025-07-31}\n"
+        "output: {dir: out}\n"
+    )
+    out = tmp_path / "scenes.parquet"
+    recorder = vcr.VCR(record_mode="none")
+    recorder.register_matcher("next_token", _next_token_matches)
+    path = real_data / "stac" / "pystac-client-cassettes" / ES_SESSION
+    with recorder.use_cassette(str(path), match_on=["method", "host", "path", "next_token"]):
+        result = CliRunner().invoke(app, ["scenes", "-c", str(config), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "none could be normalized" in result.output and "widen" not in result.output
+    assert "the item lacks asset(s) ['band2', 'band3'] (6 items)" in result.output
+    assert "the item is in collection 'sentinel-2-l1c', which profile 'wrong-keys' does not" in (
+        result.output
+    )
+    assert "scenes.selection.json" in result.output
