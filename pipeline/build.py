@@ -4,6 +4,9 @@ search_scenes -> extract_chips -> caption_chips -> write_corpus (+ views, lock, 
 
 ``refresh`` runs the same stages over the previous scenes plus the new ones; ``rebuild``
 runs them over exactly the scenes of a ``corpus.lock``, after checking the inputs for drift.
+Every stage writes only while holding the corpus directory's writer lock (one writer per
+directory, ``pipeline.corpus.dirlock``); the corpus stage writes a staging version and
+publishes it with one atomic switch (``pipeline.corpus.publish``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from pipeline.captions.stage import caption_chips
 from pipeline.chips.stage import extract_chips
 from pipeline.config import RunConfig
+from pipeline.corpus.dirlock import WriterLock, corpus_writer
 from pipeline.corpus.export import write_views
 from pipeline.corpus.inspect import summarize
 from pipeline.corpus.lock import (
@@ -32,8 +36,9 @@ from pipeline.corpus.lock import (
     read_lock,
     write_lock,
 )
+from pipeline.corpus.publish import discard_temporaries, keep_only, open_staging, publish_staging
 from pipeline.corpus.refresh import RefreshPlan, merged_scenes, plan_refresh, rejected_ids
-from pipeline.corpus.versions import Version, publish_version
+from pipeline.corpus.versions import Version
 from pipeline.corpus.write import SOURCES_FILE, write_corpus
 from pipeline.sources.select import read_scenes, search_scenes, write_scenes
 
@@ -76,13 +81,16 @@ class BuildPaths:
 
 
 def stage_search(config: RunConfig) -> Path:
-    remove_partial_files(config.output.dir)
-    return search_scenes(config, BuildPaths(config.output.dir).scenes)
+    with corpus_writer(config.output.dir) as held:
+        remove_partial_files(held)
+        return search_scenes(config, BuildPaths(held.corpus).scenes)
 
 
-def remove_partial_files(corpus: Path) -> list[Path]:
+def remove_partial_files(held: WriterLock) -> list[Path]:
     """Delete the temporaries a killed run left behind (``.NAME.*.tmp``, never a final name;
-    see ``pipeline.storage.atomic_path``). One build at a time per corpus directory."""
+    see ``pipeline.storage.atomic_path``). Only the holder of the writer lock may: no other
+    writer is alive, so every temporary is a dead run's."""
+    corpus = held.corpus
     leftovers = sorted(p for p in corpus.rglob(".*.tmp") if p.is_file()) if corpus.is_dir() else []
     for path in leftovers:
         path.unlink()
@@ -90,11 +98,13 @@ def remove_partial_files(corpus: Path) -> list[Path]:
 
 
 def stage_chips(config: RunConfig, scenes: Path) -> Path:
-    return extract_chips(config, scenes, BuildPaths(config.output.dir).work)
+    with corpus_writer(config.output.dir) as held:
+        return extract_chips(config, scenes, BuildPaths(held.corpus).work)
 
 
 def stage_captions(config: RunConfig, chips: Path) -> Path:
-    return caption_chips(config, chips, BuildPaths(config.output.dir).records)
+    with corpus_writer(config.output.dir) as held:
+        return caption_chips(config, chips, BuildPaths(held.corpus).records)
 
 
 def stage_corpus(config: RunConfig, chips: Path, records: Path) -> Path:
@@ -104,21 +114,33 @@ def stage_corpus(config: RunConfig, chips: Path, records: Path) -> Path:
 
 
 def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
+    """Write the corpus, its views and lock into a staging version, then publish it at once."""
     paths = BuildPaths(config.output.dir)
-    inputs = fingerprint_inputs(config, paths.scenes, paths.work)  # before the manifest
-    corpus = write_corpus(config, paths.scenes, chips, records, paths.chip_dir)
-    write_views(corpus, config.output.views, config.output.webdataset_shard_size)
-    write_lock(config, corpus, inputs)
-    files = [p.relative_to(corpus).as_posix() for p in output_files(corpus, config.output.views)]
-    return publish_version(corpus, [*files, LOCK_FILE])
+    out = config.output
+    with corpus_writer(paths.corpus) as held:
+        inputs = fingerprint_inputs(config, paths.scenes, paths.work)  # before the manifest
+        staging = open_staging(held)
+        try:
+            write_corpus(config, paths.scenes, chips, records, paths.chip_dir, into=staging)
+            write_views(staging, out.views, out.webdataset_shard_size)
+            keep_only(
+                staging,
+                [p.relative_to(staging).as_posix() for p in output_files(staging, out.views)],
+            )
+            write_lock(config, staging, inputs)
+        except BaseException:
+            discard_temporaries(staging)
+            raise
+        return publish_staging(held)
 
 
 def build(config: RunConfig) -> dict[str, Any]:
     """Run every stage in order; returns the corpus summary."""
-    scenes = stage_search(config)
-    chips = stage_chips(config, scenes)
-    records = stage_captions(config, chips)
-    corpus = stage_corpus(config, chips, records)
+    with corpus_writer(config.output.dir):
+        scenes = stage_search(config)
+        chips = stage_chips(config, scenes)
+        records = stage_captions(config, chips)
+        corpus = stage_corpus(config, chips, records)
     return summarize(corpus)
 
 
@@ -139,27 +161,29 @@ def stage_refresh_scenes(config: RunConfig) -> RefreshPlan:
     when something is new, write ``work/scenes.parquet`` = the scenes selected now plus
     earlier ones no longer found."""
     paths = BuildPaths(config.output.dir)
-    first = not (paths.corpus / LOCK_FILE).is_file()  # no build yet: everything is new
-    lock = EMPTY_LOCK if first else read_lock(paths.corpus / LOCK_FILE)
-    remove_partial_files(paths.corpus)
-    found = search_scenes(config, paths.refresh_scenes)
-    current = read_scenes(found)
-    plan = plan_refresh(lock, current, event_entries(config))
-    if not plan.is_empty:
-        previous = [] if first else read_scenes(paths.corpus / SOURCES_FILE)
-        write_scenes(merged_scenes(current, previous, rejected_ids(found)), paths.scenes)
+    with corpus_writer(paths.corpus) as held:
+        first = not (paths.corpus / LOCK_FILE).is_file()  # no build yet: everything is new
+        lock = EMPTY_LOCK if first else read_lock(paths.corpus / LOCK_FILE)
+        remove_partial_files(held)
+        found = search_scenes(config, paths.refresh_scenes)
+        current = read_scenes(found)
+        plan = plan_refresh(lock, current, event_entries(config))
+        if not plan.is_empty:
+            previous = [] if first else read_scenes(paths.corpus / SOURCES_FILE)
+            write_scenes(merged_scenes(current, previous, rejected_ids(found)), paths.scenes)
     return plan
 
 
 def refresh(config: RunConfig) -> RefreshReport:
     """Add the scenes and crisis events that appeared since the last build; new version."""
-    plan = stage_refresh_scenes(config)
-    if plan.is_empty:
-        return RefreshReport(plan, None)
-    paths = BuildPaths(config.output.dir)
-    chips = stage_chips(config, paths.scenes)
-    records = stage_captions(config, chips)
-    return RefreshReport(plan, publish_corpus(config, chips, records))
+    with corpus_writer(config.output.dir):
+        plan = stage_refresh_scenes(config)
+        if plan.is_empty:
+            return RefreshReport(plan, None)
+        paths = BuildPaths(config.output.dir)
+        chips = stage_chips(config, paths.scenes)
+        records = stage_captions(config, chips)
+        return RefreshReport(plan, publish_corpus(config, chips, records))
 
 
 # ---- regeneration from a lock --------------------------------------------------------------
@@ -184,8 +208,19 @@ def rebuild(
     lock = read_lock(lock_path)
     lock_dir = Path(lock_path) if Path(lock_path).is_dir() else Path(lock_path).parent
     config = config_from_lock(lock, out or lock_dir)
+    with corpus_writer(config.output.dir) as held:
+        return _rebuild(config, held, lock, lock_path, allow_drift)
+
+
+def _rebuild(
+    config: RunConfig,
+    held: WriterLock,
+    lock: dict[str, Any],
+    lock_path: Path,
+    allow_drift: bool,
+) -> RebuildReport:
     paths = BuildPaths(config.output.dir)
-    remove_partial_files(paths.corpus)
+    remove_partial_files(held)
     found = read_scenes(search_scenes(config, paths.rebuild_scenes))
     drift = check_inputs(lock) + check_items(lock, found)
     if drift and not allow_drift:

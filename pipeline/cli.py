@@ -173,24 +173,27 @@ def export(
         Path | None, typer.Option("--out", "-o", help="export directory (clm-release, hf)")
     ] = None,
 ) -> None:
-    """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC), or
-    export it to a separate directory (CrisisLandMark release layout, Hugging Face Parquet)."""
-    from pipeline.corpus.export import EXPORT_FORMATS, write_export, write_view
+    """Write one view of an existing corpus (HDF5 master + queries, WebDataset, STAC) and
+    publish it as a new version, or export the corpus to a separate directory (CrisisLandMark
+    release layout, Hugging Face Parquet)."""
+    from pipeline.corpus.export import EXPORT_FORMATS, export_view, write_export
     from pipeline.errors import ConfigError
 
     try:
         if view in EXPORT_FORMATS:
             paths = write_export(corpus, view, out)
-        elif out is not None:
+            typer.echo(f"{view}: {len(paths)} file(s) written under {out}")
+            return
+        if out is not None:
             raise ConfigError(
                 f"--out applies to {' and '.join(EXPORT_FORMATS)}; {view} is "
                 "written inside the corpus, drop --out"
             )
-        else:
-            paths = write_view(corpus, view, shard_size)
+        version, paths = export_view(corpus, view, shard_size)
     except PipelineError as exc:
         _fail(exc)
-    typer.echo(f"{view}: {len(paths)} file(s) written under {out if out else corpus}")
+    published = f"published as {version.name}" if version.published else "unchanged"
+    typer.echo(f"{view}: {len(paths)} file(s) written under {corpus} ({published})")
 
 
 @app.command()

@@ -23,3 +23,7 @@ class SchemaError(PipelineError):
 
 class CorpusError(PipelineError):
     """A corpus directory is missing, incomplete or inconsistent."""
+
+
+class StorageError(PipelineError):
+    """The output cannot be written: disk full, read-only or unwritable, or not a directory."""

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from pipeline.storage import atomic_path, write_json_atomic
+from pipeline.errors import StorageError
+from pipeline.storage import atomic_path, storage_errors, write_json_atomic
 
 
 def test_atomic_write_appears_whole_with_normal_permissions(tmp_path):
@@ -21,6 +22,32 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
         raise RuntimeError("killed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_machine_failures_become_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "corpus"
+    with pytest.raises(StorageError) as caught, storage_errors(out):
+        write_json_atomic(out / "manifest.json", {})
+    message = str(caught.value)
+    assert str(out) in message and "not a directory" in message and "--out" in message
+    assert blocker.read_text() == "x"
+
+
+def test_an_existing_file_at_the_output_is_named(tmp_path):
+    out = tmp_path / "corpus"
+    out.write_text("x")
+    with pytest.raises(StorageError, match="exists and is not a directory"), storage_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def test_other_os_errors_are_not_disguised(tmp_path):
+    with pytest.raises(FileNotFoundError), storage_errors(tmp_path):
+        (tmp_path / "missing").read_text()
+    (tmp_path / "inner").mkdir()
+    with pytest.raises(FileExistsError), storage_errors(tmp_path / "other"):
+        (tmp_path / "inner").mkdir()  # EEXIST elsewhere than the output: a bug, not the machine
 
 
 def _umask() -> int:

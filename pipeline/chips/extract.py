@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import pyarrow as pa
 
 import pipeline
@@ -25,7 +24,7 @@ from pipeline.sources.access import redact
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
 from pipeline.sources.settings import RetryPolicy
-from pipeline.storage import atomic_path, write_json_atomic
+from pipeline.storage import hdf5_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def extract_scene(
         return list(json.loads(rows_path.read_text()))
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
-    with atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as h5:
+    with hdf5_atomic(h5_path) as h5:
         for pixels in read_scene_chips(readable, chips, retry):
             row = _chip_row(scene, pixels, rules.rejection(pixels), inputs)
             if row["rejected"] is None:

@@ -1,27 +1,23 @@
-"""Corpus versions: every build or refresh that changes the corpus publishes ``versions/vNNN/``.
+"""Corpus versions: every build, refresh or export that changes the corpus publishes
+``versions/vNNN/``, a directory that never changes afterwards.
 
-The top level of a corpus directory is always the latest corpus (what readers and the
-views use). A version is a frozen snapshot of it: hard links to the same files (a copy
-where the file system has no hard links), so it costs no space, and later rewrites (which
-replace files by rename, never in place) leave it untouched. ``versions/current`` points at
-the latest version; each version holds ``diff.json``, the change from the version before.
-A build that reproduces the latest version exactly publishes nothing.
+The top level of a corpus directory is always the latest corpus: its names are symlinks
+through ``versions/current`` (``pipeline.corpus.publish`` writes and switches them).
+Versions share unchanged files as hard links (copies where the file system has none), so
+they cost no space; each holds ``diff.json``, the change from the version before. A build
+that reproduces the latest version exactly publishes nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from pipeline.storage import write_json_atomic
 
 VERSIONS_DIR = "versions"
 CURRENT_LINK = "current"
@@ -41,52 +37,6 @@ def versions(corpus: Path) -> list[Path]:
     """The published versions, oldest first."""
     root = corpus / VERSIONS_DIR
     return sorted(p for p in root.glob("v[0-9][0-9][0-9]*") if p.is_dir()) if root.is_dir() else []
-
-
-def publish_version(corpus: Path, files: Sequence[str]) -> Version:
-    """Snapshot ``files`` (corpus-relative) as a new version unless nothing changed."""
-    _remove_staging(corpus / VERSIONS_DIR)
-    existing = versions(corpus)
-    latest = existing[-1] if existing else None
-    if latest is not None and _same_lock(latest, corpus):
-        diff = json.loads((latest / DIFF_FILE).read_text())
-        return Version(latest.name, latest, False, diff)
-    name = f"v{len(existing) + 1:03d}"
-    staging = corpus / VERSIONS_DIR / f".{name}.tmp"
-    for rel in files:
-        _link(corpus / rel, staging / rel)
-    diff = diff_versions(latest, corpus, name)
-    write_json_atomic(staging / DIFF_FILE, diff)
-    final = corpus / VERSIONS_DIR / name
-    staging.rename(final)
-    _point_current(corpus / VERSIONS_DIR, name)
-    return Version(name, final, True, diff)
-
-
-def _remove_staging(root: Path) -> None:
-    for leftover in root.glob(".v*.tmp") if root.is_dir() else []:
-        shutil.rmtree(leftover)
-
-
-def _same_lock(version: Path, corpus: Path) -> bool:
-    old, new = version / LOCK_FILE, corpus / LOCK_FILE
-    return old.is_file() and new.is_file() and old.read_bytes() == new.read_bytes()
-
-
-def _link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def _point_current(root: Path, name: str) -> None:
-    tmp = root / f".{CURRENT_LINK}.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(name, target_is_directory=True)
-    os.replace(tmp, root / CURRENT_LINK)
 
 
 # ---- diff ----------------------------------------------------------------------------------

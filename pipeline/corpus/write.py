@@ -33,17 +33,23 @@ from pipeline.corpus.splits import SplitChip, SplitRule, split_chips
 from pipeline.errors import CorpusError
 from pipeline.sources.base import Scene
 from pipeline.sources.select import read_scenes
-from pipeline.storage import atomic_path, write_json_atomic
+from pipeline.storage import atomic_path, hdf5_atomic, write_json_atomic
 
 SENSORS = ("s1", "s2")
 SOURCES_FILE = "sources.parquet"
 
 
 def write_corpus(
-    config: RunConfig, scenes_path: Path, chips_index: Path, records_path: Path, chip_dir: Path
+    config: RunConfig,
+    scenes_path: Path,
+    chips_index: Path,
+    records_path: Path,
+    chip_dir: Path,
+    into: Path | None = None,
 ) -> Path:
-    """Write the corpus files into ``config.output.dir``; returns that directory."""
-    corpus = config.output.dir
+    """Write the corpus files into ``into`` (a version being staged; default
+    ``config.output.dir``); returns that directory."""
+    corpus = into or config.output.dir
     chips = kept_chips(chips_index)
     records = {r["key"]: r for r in read_records(records_path)}
     _check_complete(chips, records)
@@ -139,7 +145,7 @@ def _write_shard(
     chip_dir: Path,
     digest: str,
 ) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+    with hdf5_atomic(path, track_order=True) as h5:
         for chip, image in _images(chips, chip_dir):
             _write_chip(h5, chip, image, records[chip["key"]]["labels"])
         h5.attrs["content_sha256"] = digest

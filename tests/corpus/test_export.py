@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.versions import versions
 
 
 @pytest.mark.parametrize("view", ["clm-hdf5", "webdataset", "stac"])
@@ -16,12 +17,18 @@ def test_export_rewrites_a_view_identically(view, tiny_corpus, tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus, symlinks=True, ignore=shutil.ignore_patterns("work"))
     target = {"clm-hdf5": "corpus.h5", "webdataset": "webdataset", "stac": "stac"}[view]
-    path = corpus / target
-    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    built = corpus / "versions" / "v001" / target  # a copy: make it a corpus without the view
+    shutil.rmtree(built) if built.is_dir() else built.unlink()
+    (corpus / target).unlink()
     args = ["export", "--corpus", str(corpus), "--format", view, "--shard-size", "8"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "published as v002" in result.output
     assert check_outputs(read_lock(corpus / LOCK_FILE), corpus) == []
+    assert not built.exists(), "a published version never changes"
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "unchanged" in again.output, again.output
+    assert [v.name for v in versions(corpus)] == ["v001", "v002"]
 
 
 def test_export_names_the_formats_on_a_typo(tiny_corpus):

@@ -34,11 +34,13 @@ def as_it_was_before(archive, cut: str) -> None:
 
 
 def tree_state(corpus):
-    """path -> (size, mtime) of every file outside work/."""
+    """path -> (size, mtime) of every file outside work/ (the writer lock records who ran)."""
     return {
         p.relative_to(corpus).as_posix(): (p.lstat().st_size, p.lstat().st_mtime_ns)
         for p in sorted(corpus.rglob("*"))
-        if not p.relative_to(corpus).as_posix().startswith("work/") and not p.is_dir()
+        if not p.relative_to(corpus).as_posix().startswith("work/")
+        and not p.is_dir()
+        and p.name != ".writer.lock"
     }
 
 

@@ -2,9 +2,11 @@
 
 Each case runs ``clm build`` in a subprocess that SIGKILLs itself right before the N-th call
 of one pipeline function (or the N-th item of a generator): mid scene file, mid caption
-file, mid shard, mid view, mid lock, mid version. Nothing half-written may be visible
-under a final name; the resumed build must equal the clean one (``corpus.lock`` bytes,
-every output), completed shards must not be rewritten, and no temporary may be left.
+file, mid shard, mid view, mid lock, between the version's rename and the switch of
+``versions/current``, mid top-level links. Nothing half-written may be visible under a final
+name, and a first build killed before its switch shows no corpus at the top level; the
+resumed build must equal the clean one (``corpus.lock`` bytes, every output), completed
+shards (in the staging version) must not be rewritten, and no temporary may be left.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import h5py
 import pandas as pd
 import pytest
 
-from pipeline.corpus.lock import LOCK_FILE, read_lock
+from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
 from pipeline.corpus.versions import versions
+
+STAGING = Path("versions") / ".staging"
 
 KILLER = r"""
 import importlib, inspect, os, signal, sys
@@ -56,7 +60,8 @@ KILL_POINTS = {  # id: (module, function, kill before its N-th call / item)
     "mid-webdataset": ("pipeline.corpus.webdataset", "_add_member", 60),
     "mid-stac": ("pipeline.corpus.stac_view", "validate_catalog", 1),
     "mid-lock": ("pipeline.corpus.lock", "fingerprint", 40),
-    "mid-version": ("pipeline.corpus.versions", "_link", 30),
+    "after-version-rename": ("pipeline.corpus.publish", "_point_current", 1),
+    "mid-top-level-links": ("pipeline.corpus.publish", "_link_name", 4),
 }
 
 
@@ -85,6 +90,8 @@ def assert_nothing_half_written(corpus):
     for path in corpus.rglob("*"):
         if path.name.startswith(".") or any(p.name.startswith(".") for p in path.parents):
             continue
+        if not path.exists():  # a top-level link into a version not yet switched to: absent
+            continue
         if path.suffix == ".h5" and path.parent.name == "shards":
             with h5py.File(path, "r") as h5:
                 assert "content_sha256" in h5.attrs, path
@@ -100,7 +107,19 @@ def assert_nothing_half_written(corpus):
 
 
 def shard_inodes(corpus):
-    return {p.name: p.stat().st_ino for p in (corpus / "shards").glob("*.h5")}
+    """Shards written so far: published, or in the staging version of an interrupted run."""
+    folder = "shards" if (corpus / "shards").is_dir() else STAGING / "shards"
+    return {p.name: p.stat().st_ino for p in (corpus / folder).glob("*.h5")}
+
+
+def assert_old_or_nothing(corpus):
+    """Before the switch nothing is visible at the top level; after it, a complete corpus."""
+    if (corpus / LOCK_FILE).exists():
+        assert check_outputs(read_lock(corpus / LOCK_FILE), corpus) == []
+    else:
+        names = {p.name for p in corpus.iterdir() if p.exists()}  # a dangling link is absent
+        names -= {"work", "versions", ".writer.lock"}
+        assert not names, f"a corpus that looks built but has no lock: {names}"
 
 
 @pytest.mark.slow
@@ -117,7 +136,8 @@ def test_killed_build_resumes_to_the_clean_corpus(
     )
     kill_build_at(config, *KILL_POINTS[point])
     assert_nothing_half_written(out)
-    done_before = shard_inodes(out) if (out / "shards").is_dir() else {}
+    assert_old_or_nothing(out)
+    done_before = shard_inodes(out)
 
     resume(config)
 
@@ -128,3 +148,48 @@ def test_killed_build_resumes_to_the_clean_corpus(
     after = shard_inodes(out)
     assert {k: after[k] for k in done_before} == done_before, "completed shards were rewritten"
     assert not [p for p in out.rglob("*.tmp")], "temporaries left behind"
+
+
+SECOND_PUBLISH_KILL_POINTS = {  # id: (module, function, N, what readers must see afterwards)
+    "mid-seeding": ("pipeline.corpus.publish", "link_file", 10, "old"),
+    "mid-webdataset": ("pipeline.corpus.webdataset", "_add_member", 60, "old"),
+    "mid-lock": ("pipeline.corpus.lock", "fingerprint", 40, "old"),
+    # the first call of each is the writer's recovery step, before anything is written
+    "after-version-rename": ("pipeline.corpus.publish", "_point_current", 2, "old"),
+    "after-switch": ("pipeline.corpus.publish", "linked_names", 2, "new"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", sorted(SECOND_PUBLISH_KILL_POINTS))
+def test_killed_publish_shows_the_old_corpus_or_the_new(
+    point, tiny_corpus, tiny_archive, run_config, tmp_path
+):
+    """Rebuild a published corpus with another split and without the STAC view, killed inside
+    publishing: readers see the complete old corpus or the complete new one; the next run
+    publishes v002 and v001 is untouched."""
+    import shutil
+
+    out = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, out, symlinks=True)
+    output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
+    output |= {"train_fraction": 0.3, "views": ["clm-hdf5", "webdataset"]}
+    config = run_config(tmp_path / "resplit.yaml", tiny_archive, out, output=output)
+    old_lock = (out / LOCK_FILE).read_bytes()
+    module, function, after, expected = SECOND_PUBLISH_KILL_POINTS[point]
+
+    kill_build_at(config, module, function, after)
+
+    assert_nothing_half_written(out)
+    seen = "old" if (out / LOCK_FILE).read_bytes() == old_lock else "new"
+    assert seen == expected
+    assert check_outputs(read_lock(out / LOCK_FILE), out) == []
+    assert (out / "stac").exists() == (seen == "old")
+    resume(config)
+    assert (out / LOCK_FILE).read_bytes() != old_lock
+    assert check_outputs(read_lock(out / LOCK_FILE), out) == []
+    assert [v.name for v in versions(out)] == ["v001", "v002"]
+    v1 = out / "versions" / "v001"
+    assert check_outputs(read_lock(v1 / LOCK_FILE), v1) == []
+    assert (v1 / "shards" / "s1-00000.h5").stat().st_ino == shard_inodes(out)["s1-00000.h5"]
+    assert not (out / "stac").exists() and not [p for p in out.rglob("*.tmp")]
