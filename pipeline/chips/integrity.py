@@ -20,7 +20,6 @@ breaks the stream. Much damage still decodes, measured with GDAL 3.10 / libtiff 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import html
 import logging
 import math
@@ -35,19 +34,16 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from pipeline.errors import ChipReadError, SourceError
+from pipeline.errors import ChipReadError
 from pipeline.sources.redact import GDAL_LOGGERS, error_text, redact
-from pipeline.sources.retry import TransientError, call_with_retries
-from pipeline.sources.settings import RetryPolicy
 
 RAW_VRT_ENV = {"GDAL_VRT_ENABLE_RAWRASTERBAND": "YES"}
 _HTTP_RETRY_NOTICE = re.compile(r"Retrying again in [0-9.]+ secs")
 
 
-def verify_deflate_tiles(ds: Any, window: Window, retry: RetryPolicy | None = None) -> None:
-    """Check the adler-32 of every DEFLATE tile of band 1 that ``window`` covers. A remote
-    tile that fails is fetched again on fresh, uncached handles under ``retry`` first: a body
-    cut short in transit is a network fault, not a corrupt file."""
+def verify_deflate_tiles(ds: Any, window: Window) -> None:
+    """Check the adler-32 of every DEFLATE tile of band 1 that ``window`` covers (the caller
+    retries a remote file on fresh handles: ``chips.read._verified_rows``)."""
     if ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION") != "DEFLATE" or not ds.files:
         return
     block_h, block_w = ds.block_shapes[0]
@@ -57,30 +53,11 @@ def verify_deflate_tiles(ds: Any, window: Window, retry: RetryPolicy | None = No
         for col in cols:
             offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1) or 0)
             size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1) or 0)
-            if size and not _tile_inflates(ds.files[0], offset, size, retry):
+            if size and not _inflates(_raw_bytes(ds.files[0], offset, size)):
                 raise ChipReadError(
                     f"{redact(ds.name)}: tile (col {col}, row {row}) fails its DEFLATE checksum; "
                     "the file is corrupt: fetch it again from the provider"
                 )
-
-
-def _tile_inflates(path: str, offset: int, size: int, retry: RetryPolicy | None) -> bool:
-    if _inflates(_raw_bytes(path, offset, size)):
-        return True
-    if retry is None or not path.startswith("/vsicurl/"):
-        return False
-
-    def fresh() -> bool:
-        with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=path):
-            if not _inflates(_raw_bytes(path, offset, size)):
-                raise TransientError("tile bytes fail their DEFLATE checksum")
-        return True
-
-    attempts = dataclasses.replace(retry, max_attempts=max(1, retry.max_attempts - 1))
-    try:
-        return call_with_retries(attempts, f"tile bytes of {redact(path)}", fresh)
-    except SourceError:
-        return False
 
 
 def _end(window: Window, axis: str) -> int:

@@ -23,6 +23,7 @@ import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -236,8 +237,7 @@ def iter_windows(
     buf, buf_row0 = np.empty((0, col1 - col0), dtype=ds.dtypes[0]), first
     for strip in range((first // block_h) * block_h, last, block_h):
         r0, r1 = max(strip, first), min(strip + block_h, last)
-        part = read_rows(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
-        verify_deflate_tiles(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
+        part = _verified_rows(ds, Window(col0, r0, col1 - col0, r1 - r0), retry)
         buf = np.concatenate([buf, part])
         while pending and pending[0].row_off + pending[0].height <= r1:
             w = pending.popleft()
@@ -245,6 +245,39 @@ def iter_windows(
             yield buf[top : top + w.height, left : left + w.width].copy()
         keep_from = pending[0].row_off if pending else r1
         buf, buf_row0 = buf[keep_from - buf_row0 :], keep_from
+
+
+def _verified_rows(ds: rasterio.DatasetReader, window: Window, retry: RetryPolicy | None) -> Any:
+    """``read_rows`` with the DEFLATE tiles it used checked. A remote file failing the check
+    is read and checked again on fresh, uncached handles under ``retry``: GDAL may have kept a
+    body cut short in its cache (the read itself then succeeded on a fresh handle); a corrupt
+    file fails every attempt."""
+    retry = retry or RetryPolicy()
+    part = read_rows(ds, window, retry)
+    try:
+        verify_deflate_tiles(ds, window)
+    except ChipReadError as exc:
+        url = str(ds.name)
+        if not _retryable(url, exc, retry):
+            raise
+        try:
+            what = f"checked read {redact(url)}"
+            return call_with_retries(
+                _after_first(retry), what, lambda: _fresh_verified(url, window)
+            )
+        except SourceError as err:
+            raise ChipReadError(f"{redact(url)}: {error_text(err.__cause__ or err)}") from None
+    return part
+
+
+def _fresh_verified(url: str, window: Window) -> Any:
+    try:
+        with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsicurl(url)), rasterio.open(url) as fresh:
+            part = fresh.read(1, window=window)
+            verify_deflate_tiles(fresh, window)
+            return part
+    except (rasterio.errors.RasterioIOError, ChipReadError) as exc:
+        raise TransientError(redact(str(exc))) from exc
 
 
 def read_rows(
