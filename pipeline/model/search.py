@@ -1,4 +1,4 @@
-"""Text-to-image search over a run's index (``clm search``), with a contact sheet of the hits.
+"""Text-to-image search over a run's index (``clm search``), with an optional contact sheet.
 
     load_index -> encode the query (+ the --near location prior) -> candidate_ids (sensor,
     radius) -> rank -> hits -> write_contact_sheet (S2 as RGB from B04/B03/B02, S1 as
