@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.corpus.preview import caption_font, chip_rgb, line_height, wrap_text
-from pipeline.corpus.queries import QUERIES_NAME, qrels_path, read_qrels, read_queries
+from pipeline.corpus.queries import QUERIES_NAME, qrels_path, read_queries
 from pipeline.errors import CorpusError
 from pipeline.model.search import Hit
 from pipeline.storage import atomic_path
@@ -72,12 +72,25 @@ def read_chips(corpus_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
 def query_grades(corpus_dir: Path, query: str) -> tuple[str, dict[str, int]] | None:
     """(qid, key -> grade) of the corpus query whose text is exactly ``query``; ``None`` when
     the corpus has no such query (or no queries at all). Keys not listed are not relevant."""
-    if not (Path(corpus_dir) / QUERIES_NAME).is_file():
+    qrels = qrels_path(corpus_dir, "all")
+    if not ((Path(corpus_dir) / QUERIES_NAME).is_file() and qrels.is_file()):
         return None
     match = next((q for q in read_queries(corpus_dir) if q.text == query.strip()), None)
     if match is None:
         return None
-    return match.qid, read_qrels(qrels_path(corpus_dir, "all")).get(match.qid, {})
+    return match.qid, qrels_of(qrels, match.qid)
+
+
+def qrels_of(path: Path, qid: str) -> dict[str, int]:
+    """Key -> grade of one query, streamed from a TREC qrels file (``qid 0 docid grade``
+    lines; large corpora have millions, so the others are skipped unparsed)."""
+    grades: dict[str, int] = {}
+    with open(path) as lines:
+        for line in lines:
+            if line.startswith(f"{qid} "):
+                _, _, key, grade = line.split()
+                grades[key] = int(grade)
+    return grades
 
 
 def relevance_mark(grade: int) -> tuple[str, Colour]:

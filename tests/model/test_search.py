@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.corpus.queries import read_qrels
 from pipeline.errors import ConfigError
 from pipeline.model.embed import build_index, choose_index, embed_corpus
 from pipeline.model.search import (
@@ -163,11 +164,7 @@ def test_relevance_marks_equal_the_qrels_grades(tiny_run, tmp_path):
     corpus = load_index(tiny_run).corpus
     queries = [json.loads(line) for line in (corpus / "queries.jsonl").read_text().splitlines()]
     query = next(q for q in queries if q["kind"] == "pair")
-    qrels = {}
-    for line in (corpus / "qrels" / "corpus.qrels").read_text().splitlines():
-        qid, _, key, grade = line.split()
-        if qid == query["qid"]:
-            qrels[key] = int(grade)
+    qrels = read_qrels(corpus / "qrels" / "corpus.qrels")[query["qid"]]
     assert query_grades(corpus, query["text"]) == (query["qid"], qrels)
     assert query_grades(corpus, query["text"] + " please") is None
     hits = search(tiny_run, query["text"], k=20)
