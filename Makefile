@@ -40,7 +40,8 @@ demo: $(STAMP)
 	@grep -q "state=success" $(DEMO)/airflow/train-dag.log || (tail -n 60 $(DEMO)/airflow/train-dag.log; exit 1)
 	@$(BIN)/clm evaluate --run $(DEMO)/model/closp-tiny-cnn --show
 	@echo "== example search"
-	@$(BIN)/clm search "flooded farmland near a river" --run $(DEMO)/model/closp-tiny-cnn -k 10
+	@$(BIN)/clm search "flooded farmland near a river" --run $(DEMO)/model/closp-tiny-cnn -k 10 \
+		--collapse-cells --sheet $(DEMO)/model/search-example.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -317,29 +317,42 @@ def search(
     near_weight: Annotated[
         float, typer.Option(help="weight of the location prior (GeoCLOSP runs)")
     ] = 1.0,
-    sheet: Annotated[Path | None, typer.Option(help="contact sheet PNG path")] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(help="also write a contact sheet of the hits to this PNG (none by default)"),
+    ] = None,
+    collapse_cells: Annotated[
+        bool, typer.Option(help="keep only the best hit per grid cell (no same-place repeats)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Search the run's index by text; prints the hits and writes a contact sheet."""
+    """Search the run's index by text; prints the hits (and writes a contact sheet with --sheet)."""
     from dataclasses import asdict
 
-    from pipeline.model.search import format_hits, load_index, parse_near, slug
+    from pipeline.model.search import format_hits, load_index, parse_near
     from pipeline.model.search import search as run_search
-    from pipeline.model.sheet import write_contact_sheet
+    from pipeline.model.sheet import query_grades, write_contact_sheet
 
     try:
-        hits = run_search(run, query, k, sensor, parse_near(near), radius_km, near_weight)
-        path = sheet or run / "search" / f"{slug(query)}.png"
-        if hits:
-            write_contact_sheet(hits, load_index(run).corpus, path, f"{query}  ({sensor})")
+        hits = run_search(
+            run, query, k, sensor, parse_near(near), radius_km, near_weight, collapse_cells
+        )
+        if sheet is not None and hits:
+            corpus = load_index(run).corpus
+            matched = query_grades(corpus, query)
+            title = f"{query.strip()}   ({sensor}, {len(hits)} hits"
+            title += ", one per cell)" if collapse_cells else ")"
+            title += f"   marked against corpus query {matched[0]}" if matched else ""
+            write_contact_sheet(hits, corpus, sheet, title, matched[1] if matched else None)
     except PipelineError as exc:
         _fail(exc)
+    written = str(sheet) if sheet is not None and hits else None
     if as_json:
-        typer.echo(json.dumps({"hits": [asdict(h) for h in hits], "sheet": str(path)}, indent=2))
+        typer.echo(json.dumps({"hits": [asdict(h) for h in hits], "sheet": written}, indent=2))
         return
     typer.echo(format_hits(hits) if hits else "no chips match the filters")
-    if hits:
-        typer.echo(f"contact sheet: {path}")
+    if written:
+        typer.echo(f"contact sheet: {written}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Text-to-image search over a run's index (``clm search``), with a contact sheet of the hits.
+"""Text-to-image search over a run's index (``clm search``), with an optional contact sheet.
 
     load_index -> encode the query (+ the --near location prior) -> candidate_ids (sensor,
     radius) -> rank -> hits -> write_contact_sheet (S2 as RGB from B04/B03/B02, S1 as
@@ -13,14 +13,18 @@ without a location encoder (CLOSP) can only filter: ``--near`` keeps the chips w
 
 Filtered searches over at most ``EXACT_MAX`` candidates are exact (a dot product over the
 stored embeddings); larger ones go through the FAISS index with an id selector.
+
+``per_cell=True`` (``clm search --collapse-cells``) keeps only the best hit of each grid cell
+(the corpus ``cell`` column: UTM zone, column, row), so the same place on other dates or from
+the other sensor does not fill the list; it ranks ``CELL_OVERFETCH`` x k candidates, widening
+until k cells are found or the candidates run out, and renumbers the kept hits 1..k.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ EARTH_RADIUS_KM = 6371.0088
 DEFAULT_RADIUS_KM = 50.0
 GEO_PRIOR_WEIGHT = 1.0
 SENSOR_FILTERS = ("any", "s1", "s2")
+CELL_OVERFETCH = 4
 
 
 @dataclass(frozen=True)
@@ -186,14 +191,18 @@ def search(
     near: tuple[float, float] | None = None,
     radius_km: float | None = None,
     near_weight: float = GEO_PRIOR_WEIGHT,
+    per_cell: bool = False,
 ) -> list[Hit]:
-    """The ``k`` best chips for ``query`` in the run's index (see the module notes on ``near``)."""
+    """The ``k`` best chips for ``query`` in the run's index (see the module notes on ``near``
+    and ``per_cell``)."""
     import torch
 
     from pipeline.model.run import load_trained_model
 
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
+    if not query.strip():
+        raise ConfigError("the query is empty: give words to look for, e.g. 'flooded farmland'")
     if radius_km is not None and radius_km <= 0:
         raise ConfigError(f"--radius-km must be positive, got {radius_km}")
     index = load_index(run_dir)
@@ -205,11 +214,45 @@ def search(
         vector = model.encode_text([query]).float().numpy()
         where = model.encode_location(torch.tensor([near])).float().numpy() if prior else None
     ids = candidate_ids(index.table, sensor, near if radius_km else None, radius_km or 0.0)
-    if where is not None:
-        scores, found = geo_prior_rank(index, vector, where, k, ids, near_weight)
-    else:
-        scores, found = rank(index, vector, k, ids)
-    return hits_from(index.table, scores[0], found[0], near)
+
+    def top(n: int) -> list[Hit]:
+        if where is not None:
+            scores, found = geo_prior_rank(index, vector, where, n, ids, near_weight)
+        else:
+            scores, found = rank(index, vector, n, ids)
+        return hits_from(index.table, scores[0], found[0], near)
+
+    return best_per_cell(top, k, corpus_cells(index.corpus)) if per_cell else top(k)
+
+
+def best_per_cell(top: Callable[[int], list[Hit]], k: int, cells: Mapping[str, str]) -> list[Hit]:
+    """The best hit of each of the ``k`` best cells: ``top(n)`` (the n best hits) widened
+    ``CELL_OVERFETCH`` times at a go until k cells are found or the candidates run out."""
+    fetch = k * CELL_OVERFETCH
+    while True:
+        hits = top(fetch)
+        kept = one_per_cell(hits, cells)
+        if len(kept) >= k or len(hits) < fetch:
+            return kept[:k]
+        fetch *= CELL_OVERFETCH
+
+
+def corpus_cells(corpus_dir: Path) -> dict[str, str]:
+    """Chip key -> grid cell, from the corpus metadata."""
+    meta = pd.read_parquet(Path(corpus_dir) / "metadata.parquet", columns=["key", "cell"])
+    return dict(zip(meta["key"], meta["cell"], strict=True))
+
+
+def one_per_cell(hits: Sequence[Hit], cell_of: Mapping[str, str]) -> list[Hit]:
+    """The first (best) hit of each cell, in order, renumbered from 1."""
+    seen: set[str] = set()
+    kept: list[Hit] = []
+    for hit in hits:
+        cell = cell_of.get(hit.key, hit.key)
+        if cell not in seen:
+            seen.add(cell)
+            kept.append(replace(hit, rank=len(kept) + 1))
+    return kept
 
 
 def hits_from(
@@ -223,10 +266,6 @@ def hits_from(
         values = (row.key, row.sensor, float(score), row.caption, row.sentence)
         hits.append(Hit(n + 1, *values, float(row.lon), float(row.lat), distance))
     return hits
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "query"
 
 
 def format_hits(hits: Sequence[Hit]) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from pipeline.cli import app
+from pipeline.corpus.queries import read_qrels
 from pipeline.errors import ConfigError
 from pipeline.model.embed import build_index, choose_index, embed_corpus
 from pipeline.model.search import (
@@ -22,7 +26,7 @@ from pipeline.model.search import (
     rank,
     search,
 )
-from pipeline.model.sheet import render_chip, write_contact_sheet
+from pipeline.model.sheet import query_grades, render_chip, write_contact_sheet
 
 
 def test_index_rows_align_with_corpus_keys(tiny_run, tiny_corpus):
@@ -138,12 +142,78 @@ def test_chip_rendering():
     assert np.asarray(render_chip(s1.astype(np.float32), "s1")).shape == (4, 4, 3)
 
 
-def test_contact_sheet(tiny_run, tmp_path):
+def test_contact_sheet_draws_full_captions_and_hit_details(tiny_run, tmp_path):
     hits = search(tiny_run, "built", k=7)
-    path = write_contact_sheet(hits, load_index(tiny_run).corpus, tmp_path / "s.png", "built")
-    with Image.open(path) as image:
-        assert image.size == (5 * 126 + 6, 2 * 154 + 24)
-        assert image.mode == "RGB"
+    corpus = load_index(tiny_run).corpus
+    lines = write_contact_sheet(hits, corpus, tmp_path / "s.png", "built")
+    meta = pd.read_parquet(corpus / "metadata.parquet").set_index("key")
+    with Image.open(tmp_path / "s.png") as image:
+        assert image.mode == "RGB" and image.width == 4 * 250 + 10 and image.height > 2 * 240
+    assert len(lines) == 7
+    for hit, drawn in zip(hits, lines, strict=True):
+        text = " ".join(drawn)
+        assert drawn[0].startswith(f"#{hit.rank} ") and f"{hit.score:.3f}" in drawn[0]
+        assert hit.caption in text and hit.caption.split(". ")[-1] in drawn[-1]
+        assert hit.key in "".join(drawn)
+        row = meta.loc[hit.key]
+        assert row["datetime"][:10] in text and row["place"] in text and row["country"] in text
+        assert "relevant" not in text  # the title "built" is no corpus query: no marks
+
+
+def test_relevance_marks_equal_the_qrels_grades(tiny_run, tmp_path):
+    corpus = load_index(tiny_run).corpus
+    queries = [json.loads(line) for line in (corpus / "queries.jsonl").read_text().splitlines()]
+    query = next(q for q in queries if q["kind"] == "pair")
+    qrels = read_qrels(corpus / "qrels" / "corpus.qrels")[query["qid"]]
+    assert query_grades(corpus, query["text"]) == (query["qid"], qrels)
+    assert query_grades(corpus, query["text"] + " please") is None
+    hits = search(tiny_run, query["text"], k=20)
+    lines = write_contact_sheet(hits, corpus, tmp_path / "s.png", query["text"], qrels)
+    marks = [drawn[1] for drawn in lines]
+    expected = [
+        f"relevant (grade {qrels[h.key]})" if h.key in qrels else "not relevant" for h in hits
+    ]
+    assert marks == expected
+    assert {"not relevant"} < set(marks)  # both kinds occur among the 20 hits
+
+
+def test_collapse_keeps_the_best_hit_per_cell(tiny_run):
+    cells = pd.read_parquet(load_index(tiny_run).corpus / "metadata.parquet").set_index("key")
+    everything = search(tiny_run, "farmland under flood water", k=100)
+    collapsed = search(tiny_run, "farmland under flood water", k=6, per_cell=True)
+    assert len({cells.loc[h.key, "cell"] for h in everything}) < len(everything)  # repeats exist
+    assert [h.rank for h in collapsed] == [1, 2, 3, 4, 5, 6]
+    assert len({cells.loc[h.key, "cell"] for h in collapsed}) == 6
+    assert (collapsed[0].key, collapsed[0].score) == (everything[0].key, everything[0].score)
+    first_of_cell = {}
+    for hit in everything:
+        first_of_cell.setdefault(cells.loc[hit.key, "cell"], hit.key)
+    assert [h.key for h in collapsed] == list(first_of_cell.values())[:6]
+    assert all(a.score >= b.score for a, b in itertools.pairwise(collapsed))
+
+
+def test_cli_search_writes_a_sheet_only_when_asked(tiny_run, tmp_path):
+    before = sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*"))
+    plain = CliRunner().invoke(app, ["search", "crops", "--run", str(tiny_run), "-k", "3"])
+    assert plain.exit_code == 0 and "contact sheet" not in plain.output
+    assert sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == before
+    sheet = tmp_path / "out" / "crops.png"
+    args = ["search", "crops", "--run", str(tiny_run), "-k", "3", "--sheet", str(sheet)]
+    asked = CliRunner().invoke(app, [*args, "--collapse-cells", "--json"])
+    assert asked.exit_code == 0 and json.loads(asked.output)["sheet"] == str(sheet)
+    with Image.open(sheet) as image:
+        assert image.width == 3 * 250 + 10
+    assert sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == before
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_cli_search_rejects_an_empty_query(tiny_run, tmp_path, query):
+    sheet = tmp_path / "s.png"
+    result = CliRunner().invoke(
+        app, ["search", query, "--run", str(tiny_run), "--sheet", str(sheet)]
+    )
+    assert result.exit_code == 2 and "query is empty" in result.output
+    assert not sheet.exists()
 
 
 def test_search_without_an_index_is_a_clear_error(tmp_path):
