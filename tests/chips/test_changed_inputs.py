@@ -156,10 +156,10 @@ READS_LOGGED = r"""
 import sys
 import pipeline.chips.extract as extract
 log, real = sys.argv[1], extract.read_scene_chips
-def logged(scene, chips):
+def logged(scene, *args, **kwargs):
     with open(log, "a") as fh:
         fh.write(scene.item_id + "\n")
-    return real(scene, chips)
+    return real(scene, *args, **kwargs)
 extract.read_scene_chips = logged
 from pipeline.cli import app
 sys.argv = ["clm", *sys.argv[2:]]
