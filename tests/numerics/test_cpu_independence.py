@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
+from pipeline.build import BuildPaths
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GLIBC_HWCAPS = "-AVX2,-FMA,-AVX,-FMA4,-AVX512F,-AVX2_Usable,-FMA_Usable,-AVX_Usable,-FMA4_Usable"
 
@@ -168,11 +170,8 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         name = str(p.relative_to(root))
         if not p.is_file() or p.name == ".writer.lock":
             continue
-        out[name] = (
-            _work_pixels(p)
-            if "/work/chips/" in f"/{name}" and p.suffix == ".h5"
-            else p.read_bytes()
-        )
+        chip_work_file = p.suffix == ".h5" and p.parent == BuildPaths(p.parents[2]).chip_dir
+        out[name] = _work_pixels(p) if chip_work_file else p.read_bytes()
     return out
 
 
