@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 from pyproj import Transformer
-from tqdm import tqdm
 
 from pipeline.captions.record import build_record
 from pipeline.chips.grid import ChipGeometry
@@ -18,6 +17,7 @@ from pipeline.config import RunConfig
 from pipeline.labels import warnings as label_warnings
 from pipeline.labels.annotate import Annotator
 from pipeline.labels.gazetteer import nearest_places
+from pipeline.progress import progress
 from pipeline.sources.base import SENSOR_BANDS
 from pipeline.storage import atomic_path, write_json_atomic
 
@@ -28,13 +28,18 @@ def caption_chips(config: RunConfig, chips_index: Path, out: Path) -> Path:
     label_warnings.reset()
     annotator = Annotator.from_config(config.labels)
     locations = locations_of({chip["cell"]: cell_of(chip) for chip in chips})
-    with atomic_path(out) as tmp, tmp.open("w") as fh:
-        for chip in tqdm(chips, unit="chip", desc="captions", mininterval=1.0):
+    with (
+        atomic_path(out) as tmp,
+        tmp.open("w") as fh,
+        progress(len(chips), "chip", "captions") as bar,
+    ):
+        for chip in chips:
             cell = cell_of(chip)
             annotation = annotator.annotate(cell, datetime.fromisoformat(chip["datetime"]))
             bands = SENSOR_BANDS[chip["sensor"]]
             record = build_record(chip, bands, locations[chip["cell"]], annotation)
             fh.write(json.dumps(record, sort_keys=True) + "\n")
+            bar.update()
     write_json_atomic(out.parent / "label_warnings.json", label_warnings.snapshot())
     return out
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline.chips.extract import (
     CHIP_COLUMNS,
@@ -25,6 +24,7 @@ from pipeline.chips.plan import plan_scene
 from pipeline.chips.workers import worker_pool
 from pipeline.config import ChipsConfig, RunConfig, SourceConfig
 from pipeline.errors import SourceError
+from pipeline.progress import progress
 from pipeline.sources.access import fingerprint_href
 from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
@@ -112,16 +112,13 @@ def _run(
     """Every chip row, and item id -> inputs digest of each scene cut or resumed."""
     rows: list[dict[str, Any]] = []
     kept: Counter[str] = Counter()
-    bar = tqdm(total=len(scenes), unit="scene", desc="chips", mininterval=1.0)
-    with worker_pool(chips.workers) as pool:
+    with worker_pool(chips.workers) as pool, progress(len(scenes), "scene", "chips") as bar:
         jobs = {s.item_id: submit(pool, s) for s in scenes}
         for item_id, (_, future) in jobs.items():
             scene_rows = _result(item_id, future, chips.on_error, failed)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
-            bar.set_postfix({"kept_s1": kept["s1"], "kept_s2": kept["s2"], "seen": len(rows)})
-            bar.update()
-    bar.close()
+            bar.update(1, kept_s1=kept["s1"], kept_s2=kept["s2"], seen=len(rows))
     current = {i: inputs for i, (inputs, _) in jobs.items() if inputs and i not in failed}
     return rows, current
 

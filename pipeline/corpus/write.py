@@ -21,7 +21,6 @@ import geopandas as gpd
 import h5py
 import numpy as np
 import shapely.geometry
-from tqdm import tqdm
 
 import pipeline
 from pipeline.captions.stage import cell_of, kept_chips, read_records
@@ -31,6 +30,7 @@ from pipeline.config import RunConfig
 from pipeline.corpus.manifest import build_manifest
 from pipeline.corpus.splits import SplitChip, SplitRule, split_chips
 from pipeline.errors import CorpusError
+from pipeline.progress import progress
 from pipeline.sources.base import Scene
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, hdf5_atomic, write_json_atomic
@@ -124,17 +124,14 @@ def write_shards(
 ) -> list[str]:
     """Write every shard whose content changed; returns the names written (others kept)."""
     written = []
-    bar = tqdm(
-        total=sum(len(v) for v in shards.values()), unit="chip", desc="shards", mininterval=1.0
-    )
-    for name, chips in shards.items():
-        path = corpus / "shards" / name
-        digest = shard_digest(chips, records)
-        if not shard_is_current(path, digest):
-            _write_shard(path, chips, records, chip_dir, digest)
-            written.append(name)
-        bar.update(len(chips))
-    bar.close()
+    with progress(sum(len(v) for v in shards.values()), "chip", "shards") as bar:
+        for name, chips in shards.items():
+            path = corpus / "shards" / name
+            digest = shard_digest(chips, records)
+            if not shard_is_current(path, digest):
+                _write_shard(path, chips, records, chip_dir, digest)
+                written.append(name)
+            bar.update(len(chips))
     return written
 
 
