@@ -15,10 +15,14 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from pipeline.archive.serve import ServerStats, _RangeHandler
 
 
 @dataclass
@@ -131,3 +135,36 @@ def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def gated_storage(
+    root: Path, allow: Callable[[dict[str, list[str]]], bool], refusal: str
+) -> Iterator[tuple[str, list[str]]]:
+    """Blob storage on loopback serving ``root`` with range requests; a GET or HEAD whose
+    query ``allow`` refuses gets a 403 with ``refusal`` and its path is listed in ``denied``."""
+    denied: list[str] = []
+
+    class Gated(_RangeHandler):
+        stats = ServerStats()
+
+        def _allowed(self) -> bool:
+            if allow(parse_qs(urlparse(self.path).query)):
+                return True
+            denied.append(self.path)
+            self.send_error(403, refusal)
+            return False
+
+        def do_GET(self) -> None:
+            if self._allowed():
+                super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if self._allowed():
+                super().do_HEAD()
+
+    def factory(*args, **kwargs):
+        return Gated(*args, directory=str(root), **kwargs)
+
+    with serve_handler(factory) as url:  # type: ignore[arg-type]
+        yield url, denied

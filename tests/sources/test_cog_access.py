@@ -9,15 +9,14 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from http_fakes import FaultPlan, inject, serve_handler
+from http_fakes import FaultPlan, gated_storage, inject, serve_handler
 
 from pipeline.archive.serve import _RangeHandler, serve_directory
 from pipeline.chips.plan import plan_scene
@@ -70,41 +69,18 @@ class TokenService:
         return Handler
 
 
-class _SignedRangeHandler(_RangeHandler):
+def _valid_signature(query: dict[str, list[str]]) -> bool:
+    se, sig = query.get("se", ["0"])[0], query.get("sig", [""])[0]
+    return sig == _sig(int(se)) and int(se) > datetime.now(UTC).timestamp()
+
+
+def _signed_storage(root: Path) -> contextlib.AbstractContextManager[tuple[str, list[str]]]:
     """The range server, refusing requests without a valid, unexpired signature."""
-
-    denied: list[str]
-
-    def _authorized(self) -> bool:
-        query = parse_qs(urlparse(self.path).query)
-        se, sig = query.get("se", ["0"])[0], query.get("sig", [""])[0]
-        ok = sig == _sig(int(se)) and int(se) > datetime.now(UTC).timestamp()
-        if not ok:
-            self.denied.append(self.path)
-            self.send_error(
-                403, "AuthenticationFailed: Signature not valid in the specified time frame"
-            )
-        return ok
-
-    def do_GET(self) -> None:
-        if self._authorized():
-            super().do_GET()
-
-    def do_HEAD(self) -> None:
-        if self._authorized():
-            super().do_HEAD()
-
-
-@contextlib.contextmanager
-def _signed_storage(root: Path) -> Iterator[tuple[str, list[str]]]:
-    denied: list[str] = []
-    handler = type("H", (_SignedRangeHandler,), {"denied": denied, "stats": _stats()})
-
-    def factory(*args, **kwargs):
-        return handler(*args, directory=str(root), **kwargs)
-
-    with serve_handler(factory) as url:  # type: ignore[arg-type]
-        yield url, denied
+    return gated_storage(
+        root,
+        _valid_signature,
+        "AuthenticationFailed: Signature not valid in the specified time frame",
+    )
 
 
 def _stats():

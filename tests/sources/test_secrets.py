@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import yaml
-from http_fakes import serve_handler
+from http_fakes import gated_storage, serve_handler
 
 from pipeline.archive.serve import ServerStats, _RangeHandler, serve_directory
 from pipeline.build import stage_captions, stage_chips, stage_corpus, stage_search
@@ -211,28 +211,11 @@ def _token_service(sig: str) -> type[BaseHTTPRequestHandler]:
 @contextlib.contextmanager
 def _pc_storage(root: Path, accepted_sig: str) -> Iterator[str]:
     """Blob storage on loopback serving ``root``; 403 unless the query has ``accepted_sig``."""
-
-    class Handler(_RangeHandler):
-        stats = ServerStats()
-
-        def _allowed(self) -> bool:
-            if parse_qs(urlparse(self.path).query).get("sig") == [accepted_sig]:
-                return True
-            self.send_error(403, "AuthenticationFailed: Signature did not match")
-            return False
-
-        def do_GET(self) -> None:
-            if self._allowed():
-                super().do_GET()
-
-        def do_HEAD(self) -> None:
-            if self._allowed():
-                super().do_HEAD()
-
-    def factory(*args, **kwargs):
-        return Handler(*args, directory=str(root), **kwargs)
-
-    with serve_handler(factory) as url:  # type: ignore[arg-type]
+    with gated_storage(
+        root,
+        lambda query: query.get("sig") == [accepted_sig],
+        "AuthenticationFailed: Signature did not match",
+    ) as (url, _):
         yield url
 
 
