@@ -222,7 +222,7 @@ def _rebuild(
     paths = BuildPaths(config.output.dir)
     remove_partial_files(held)
     found = read_scenes(search_scenes(config, paths.rebuild_scenes))
-    drift = check_inputs(lock) + check_items(lock, found)
+    drift = check_inputs(lock, found) + check_items(lock, found)
     if drift and not allow_drift:
         raise SourceDriftError(
             f"{len(drift)} source input(s) changed since {lock_path} was written:\n"

@@ -364,14 +364,19 @@ def from_plain(kind: Any, value: Any) -> Any:
 # ---- checking ------------------------------------------------------------------------------
 
 
-def check_inputs(lock: Mapping[str, Any]) -> list[Drift]:
+def check_inputs(lock: Mapping[str, Any], found: Sequence[Scene] = ()) -> list[Drift]:
     """Every locked asset, label product and event file whose fingerprint changed, could not be
-    taken now, or was locked as unverifiable (its bytes were never pinned: no identity claim)."""
+    taken now, or was locked as unverifiable (its bytes were never pinned: no identity claim).
+    Assets of items ``found`` again are fingerprinted as that scene reads them (signed URLs on
+    Planetary Computer storage, which refuses unsigned requests)."""
     take = Fingerprinter(_locked_retry(lock), on_unverifiable="record")
+    by_id = {s.item_id: s for s in found}
     drift = []
     for item in lock["items"]:
+        scene = by_id.get(item["id"])
         for band, asset in item["assets"].items():
-            now = take(source_location(asset["href"], lock["recipe"]), asset["href"])
+            location = source_location(asset["href"], lock["recipe"])
+            now = take(fingerprint_href(scene, location) if scene else location, asset["href"])
             drift += _compare("asset", item["id"], f"{band} {redact(asset['href'])}", asset, now)
     for label in lock["labels"]:
         now = take(label["href"], label["href"])

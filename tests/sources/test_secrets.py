@@ -29,6 +29,7 @@ from pipeline.build import stage_captions, stage_chips, stage_corpus, stage_sear
 from pipeline.chips.plan import plan_scene
 from pipeline.chips.read import read_scene_chips
 from pipeline.config import load_config
+from pipeline.corpus.lock import check_inputs, format_drift, read_lock
 from pipeline.errors import PipelineError
 from pipeline.sources.access import pc_token, redact
 from pipeline.sources.base import Scene, SearchQuery
@@ -250,7 +251,8 @@ def test_a_build_signing_at_read_time_writes_no_secret(
 ):
     """Planetary-Computer-style signing at read time, two failed scenes (a corrupt tile, a
     missing file) and kept chips: nothing under the corpus directory (failed_scenes.json,
-    manifest, chip rows, lock, views) holds the signature, though every read carried it."""
+    manifest, chip rows, lock, views) holds the signature, though every read carried it; the
+    lock's inputs check clean when re-fingerprinted through the signed scenes (rebuild)."""
     import planetary_computer.sas as sas
 
     archive = tmp_path / "archive"
@@ -270,6 +272,12 @@ def test_a_build_signing_at_read_time_writes_no_secret(
         write_scenes(signed, scenes_path)
         chips = stage_chips(config, scenes_path)
         stage_corpus(config, chips, stage_captions(config, chips))
+        # a rebuild re-checks the locked inputs through the scenes it finds again: signed
+        lock = read_lock(tmp_path / "corpus" / "corpus.lock")
+        assert check_inputs(lock, signed) == []
+        unsigned = check_inputs(lock)  # what a rebuild without the scenes' signing would see
+    assert unsigned and all("unverifiable" in d.found and "403" in d.found for d in unsigned)
+    assert SECRET not in format_drift(unsigned)
     failed = json.loads((tmp_path / "corpus" / "work" / "failed_scenes.json").read_text())
     assert set(failed) == {s2.item_id, s1.item_id}
     assert "DEFLATE checksum" in failed[s2.item_id] and "?..." in failed[s2.item_id]
