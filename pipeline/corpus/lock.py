@@ -430,7 +430,11 @@ def check_outputs(lock: Mapping[str, Any], corpus: Path) -> list[Drift]:
 def _compare(
     kind: str, subject: str, detail: str, locked: Mapping[str, Any], now: Mapping[str, Any]
 ) -> list[Drift]:
-    keys = ("sha256", "size", "missing") if locked.get("sha256") else ("etag", "size", "missing")
+    keys = (
+        ("sha256", "size", "missing")
+        if locked.get("sha256")
+        else ("etag", "size", "missing", "request_sha256")
+    )
     unpinned = any(_unverifiable(fp) for fp in (locked, now))
     if unpinned or any(locked.get(key) != now.get(key) for key in keys):
         return [Drift(kind, subject, detail, _short(locked), _short(now))]
@@ -447,6 +451,8 @@ def _short(fp: Mapping[str, Any]) -> str:
         return f"sha256 {fp['sha256'][:12]} ({fp.get('size')} B)"
     if fp.get("missing"):
         return "missing"
+    if fp.get("request_sha256"):
+        return f"{fp['rendered_by']} request {fp['request_sha256'][:12]}"
     if reason := _unverifiable(fp):
         return f"unverifiable ({redact(reason)})"
     return f"etag {fp.get('etag')} ({fp.get('size')} B)"

@@ -74,7 +74,12 @@ def readable_href(
 def fingerprint_href(scene: Scene, location: str) -> str:
     """The URL to fingerprint an asset of ``scene`` at: signed as a read would be (blob
     storage answers an unsigned HEAD with 403). Never written anywhere: the fingerprint
-    keeps only ETag and size, and messages redact the query."""
+    keeps only ETag and size, and messages redact the query. A Sentinel Hub band has no
+    stored bytes: it is pinned by the digest of the process request that renders it."""
+    if location.startswith("sentinelhub://"):
+        from pipeline.sources.sentinelhub import render_digest
+
+        return f"{location}#request={render_digest(scene)}"
     signing = _signing(scene)
     return sign_href(location, signing) if signing and "://" in location else location
 

@@ -7,7 +7,7 @@ A remote fingerprint goes through the project's one retry layer
 cut-short answers are retried under the source's ``RetryPolicy``. When the attempts run
 out, or the server refuses for good, ``UnverifiableAssetError`` names the asset (its URL
 without the query string); a missing file (404/410) is ``{"missing": true}``, like a
-missing local file.
+missing local file. A band rendered by Sentinel Hub is pinned by its process request.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, An
     Raises ``UnverifiableAssetError`` when a remote one cannot be fingerprinted."""
     if location.startswith(("http://", "https://")):
         return _remote_fingerprint(location, retry or RetryPolicy())
+    if location.startswith("sentinelhub://"):
+        return _render_fingerprint(location)
     path = Path(location.removeprefix("file://"))
     if not path.is_file():
         return {"missing": True}
@@ -55,6 +57,17 @@ def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, An
         str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
     )
     return {"sha256": sha256, "size": st.st_size}
+
+
+def _render_fingerprint(location: str) -> dict[str, Any]:
+    """A band rendered by Sentinel Hub's process API: the service keeps no bytes to hash, so
+    the request that renders it is what the fingerprint pins (``access.fingerprint_href``)."""
+    href, sep, digest = location.partition("#request=")
+    if not sep:
+        raise UnverifiableAssetError(
+            href, "a Sentinel Hub band is pinned by its process request, which only a search gives"
+        )
+    return {"rendered_by": "sentinelhub", "request_sha256": digest}
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -285,6 +285,15 @@ def materialize(scene: Scene, href: str) -> Path:
     return folder / f"{band}.tif"
 
 
+def render_digest(scene: Scene) -> str:
+    """What pins a rendered band: the process request (service, collection, time, grid,
+    orbit) and the evalscript, without credentials or local settings."""
+    spec = scene.extra["sentinelhub"]
+    keep = {k: v for k, v in spec.items() if k not in ("cache_dir", "retry")}
+    keep["evalscript"] = EVALSCRIPT_S2 if scene.sensor == "s2" else EVALSCRIPT_S1
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
 def request_key(spec: Mapping[str, Any]) -> str:
     keep = {k: v for k, v in spec.items() if k not in ("cache_dir", "retry")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:24]

@@ -352,3 +352,38 @@ def test_the_mock_rejects_bodies_the_real_api_rejects():
     assert "evalscript" in _validate_process(
         {**good, "evalscript": good["evalscript"].replace('"VH"', '"HH"')}
     )
+
+
+def test_rendered_bands_are_pinned_by_their_process_request(sentinel_hub, tiny_archive, tmp_path):
+    """A Sentinel Hub band has no stored bytes: corpus.lock pins the process request (grid,
+    time, collection, evalscript); a different request is drift, a missing one unverifiable."""
+    import dataclasses
+
+    import jsonschema
+
+    from pipeline.corpus.lock import _compare
+    from pipeline.sources.access import fingerprint_href
+    from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
+
+    url, _ = sentinel_hub
+    query = _query(tiny_archive, "sentinel-1-grd")
+    first, second = SentinelHubSource(_settings(url, tmp_path)).search_result(query).scenes
+    href = first.assets["VV"].href
+    pinned = fingerprint(fingerprint_href(first, href))
+    assert pinned["rendered_by"] == "sentinelhub" and len(pinned["request_sha256"]) == 64
+    assert pinned == fingerprint(fingerprint_href(first, first.assets["VH"].href))  # one render
+    assert fingerprint(fingerprint_href(second, second.assets["VV"].href)) != pinned
+    moved = dataclasses.replace(
+        first, extra={**first.extra, "sentinelhub": {**first.extra["sentinelhub"], "epsg": 3035}}
+    )
+    now = fingerprint(fingerprint_href(moved, href))
+    assert _compare("asset", first.item_id, "VV", pinned, pinned) == []
+    assert _compare("asset", first.item_id, "VV", pinned, now)  # another grid: drift
+    with pytest.raises(UnverifiableAssetError, match="process request"):
+        fingerprint(href)  # without the scene nothing pins it
+    entry = {"id": "x", "collection": "c", "datetime": "2022-01-01T00:00:00+00:00",
+             "stamp": "s", "record_sha256": "0" * 64, "assets": {"VV": {"href": href, **pinned}}}  # fmt: skip
+    schema = json.loads((Path(__file__).parents[2] / "schemas" / "lock.v1.schema.json").read_text())
+    item = jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/item"})
+    assert not list(item.iter_errors(entry))
+    assert list(item.iter_errors({**entry, "assets": {"VV": {"href": href, "missing": 1}}}))
