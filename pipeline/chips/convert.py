@@ -34,7 +34,8 @@ DB_MAX_MEDIAN = 60.0  # no backscatter has a median above 60 dB: raw digital num
 def s1_channels(scene: Scene) -> dict[str, str | None]:
     """Corpus channel (VV, VH) -> the band read into it, None when filled (the selection's
     polarisation policy, ``extra["s1_channels"]``; plain VV + VH otherwise)."""
-    return dict(scene.extra.get("s1_channels") or {c: c for c in S1_BANDS})
+    mapping = scene.extra.get("s1_channels") or {c: c for c in S1_BANDS}
+    return {channel: mapping.get(channel) for channel in S1_BANDS}  # band order, not JSON's
 
 
 def s1_image(scene: Scene, planes: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float]:

@@ -133,8 +133,8 @@ def mask_filled_bands(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
     """``image`` with the bands the polarisation policy filled (``sensor.filled_bands``) set
     to NaN: the model's inputs treat NaN as missing (``channels.s1_to_model``), never as the
     -50 dB of a real, very dark surface."""
-    sensor = record.get("sensor", {})
-    filled = sensor.get("filled_bands") or []
+    sensor = record.get("sensor")
+    filled = sensor.get("filled_bands") if isinstance(sensor, dict) else None
     if not filled:
         return image
     out = image.astype(np.float32, copy=True)
