@@ -134,11 +134,10 @@ def mask_filled_bands(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
     to NaN: the model's inputs treat NaN as missing (``channels.s1_to_model``), never as the
     -50 dB of a real, very dark surface."""
     sensor = record.get("sensor")
-    filled = sensor.get("filled_bands") if isinstance(sensor, dict) else None
-    if not filled:
+    if not isinstance(sensor, dict) or not sensor.get("filled_bands"):
         return image
     out = image.astype(np.float32, copy=True)
-    for band in filled:
+    for band in sensor["filled_bands"]:
         out[list(sensor["bands"]).index(band)] = np.nan
     return out
 
