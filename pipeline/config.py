@@ -16,7 +16,8 @@ import yaml
 
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
-from pipeline.sources.base import SearchQuery
+from pipeline.sources.band_values import parse_table
+from pipeline.sources.base import BandValues, SearchQuery
 from pipeline.sources.selection import SelectionRules, parse_selection
 from pipeline.sources.settings import (
     ApiSettings,
@@ -46,6 +47,9 @@ class SourceConfig:
     # a remote asset that cannot be fingerprinted once retries run out: fail the build
     # ("raise") or record it as unverifiable in corpus.lock and manifest.json ("record")
     on_unverifiable: str = "raise"
+    # the band contract declared by the run config (over the provider's): sensor or band ->
+    # unit, scale, offset, nodata (``pipeline.sources.band_values``)
+    bands: dict[str, BandValues] = field(default_factory=dict)
 
 
 SearchConfig = SearchQuery  # the search section is validated straight into the query
@@ -234,6 +238,7 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         api=api,
         retry=parse_retry(raw),
         on_unverifiable=str(raw.get("on_unverifiable", "raise")),
+        bands=parse_table(raw.get("bands", {}), f"{path}: source.bands"),
     )
 
 

@@ -93,6 +93,11 @@ def power_to_db(linear: ArrayLike) -> np.ndarray:
     return np.multiply(log(linear), DB_PER_NEPER)
 
 
+def amplitude_to_db(amplitude: ArrayLike) -> np.ndarray:
+    """20 * log10(amplitude) in float64 (-inf at 0): the dB of the power amplitude**2."""
+    return np.multiply(log(amplitude), 2.0 * DB_PER_NEPER)
+
+
 def db_to_power(db: ArrayLike) -> np.ndarray:
     """10 ** (db / 10) in float64."""
     return exp(np.multiply(_float64(db), NEPER_PER_DB))

@@ -48,3 +48,18 @@ def test_no_matching_scenes_is_a_clear_error(tiny_archive, tmp_path, run_config)
 def test_inspect_of_a_non_corpus(tmp_path):
     result = runner.invoke(app, ["inspect", str(tmp_path)])
     assert result.exit_code == 2 and "not a complete corpus" in result.output
+
+
+def test_a_wrong_unit_declaration_exits_2_naming_the_asset(tiny_archive, tmp_path, run_config):
+    """The demo S1 is linear power; declaring it dB in the run config is caught by the guard."""
+    config = run_config(
+        tmp_path / "run.yaml",
+        tiny_archive,
+        tmp_path / "corpus",
+        source={"kind": "geoparquet", "asset_base": "serve", "bands": {"s1": {"unit": "dB"}}},
+        search={"collections": ["sentinel-1-grd"], "datetime": "2020-01-01/2023-12-31"},
+    )
+    result = runner.invoke(app, ["build", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "is declared db but no valid pixel is below 0 dB" in result.output
+    assert "source.bands.VV.unit: linear_power" in result.output

@@ -22,7 +22,7 @@ def season(when: datetime, lat: float) -> str:
 
 
 def sensor_block(chip: Mapping[str, Any], bands: Sequence[str]) -> dict[str, Any]:
-    return {
+    block = {
         "sensor": chip["sensor"],
         "platform": chip["platform"],
         "collection": chip["collection"],
@@ -33,6 +33,17 @@ def sensor_block(chip: Mapping[str, Any], bands: Sequence[str]) -> dict[str, Any
         "orbit_state": chip.get("orbit_state"),
         "processing_baseline": chip.get("processing_baseline"),
     }
+    return {**block, **polarization_fields(chip.get("polarizations"), bands)}
+
+
+def polarization_fields(channels: str | None, bands: Sequence[str]) -> dict[str, Any]:
+    """``polarizations`` (what the chip's channels hold, in band order; null for a filled
+    channel) and ``filled_bands``, for an S1 chip that is not plain VV + VH (absent: VV, VH)."""
+    if not channels or channels.split(",") == list(bands):
+        return {}
+    held = [None if p == "-" else p for p in channels.split(",")]
+    filled = [band for band, p in zip(bands, held, strict=True) if p is None]
+    return {"polarizations": held, "filled_bands": filled}
 
 
 def build_record(

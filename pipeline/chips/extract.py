@@ -19,7 +19,7 @@ import pyarrow as pa
 
 import pipeline
 from pipeline.chips.plan import PlannedChip
-from pipeline.chips.read import ChipPixels, read_scene_chips
+from pipeline.chips.read import ChipPixels, read_scene_chips, s1_channels
 from pipeline.sources.access import redact
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
@@ -76,15 +76,26 @@ def inputs_digest(
     inputs = {
         "scene": {name: getattr(scene, name) for name in SCENE_FIELDS},
         "assets": {
-            band: {**dataclasses.asdict(a), "href": redact(a.href), **fingerprints[band]}
+            band: {**_asset_inputs(a), "href": redact(a.href), **fingerprints[band]}
             for band, a in sorted(scene.assets.items())
         },
         "chips": sorted(c.key for c in chips),
         "rules": dataclasses.asdict(rules),
         "software": pipeline.__version__,
     }
+    if scene.extra.get("s1_channels"):  # the polarisation policy's channel mapping
+        inputs["s1_channels"] = scene.extra["s1_channels"]
     text = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _asset_inputs(asset: BandAsset) -> dict[str, Any]:
+    """An asset's fields; its band contract only when declared (digests of scenes without
+    one stay what they were)."""
+    fields = dataclasses.asdict(asset)
+    if not asset.values.declared:
+        fields.pop("values")
+    return fields
 
 
 def extract_scene(
@@ -115,8 +126,7 @@ def extract_scene(
 
 def _with_resolved_hrefs(scene: Scene, resolve: Resolver) -> Scene:
     assets = {
-        band: BandAsset(resolve(a.href), a.gsd, a.shape, a.transform)
-        for band, a in scene.assets.items()
+        band: dataclasses.replace(a, href=resolve(a.href)) for band, a in scene.assets.items()
     }
     return dataclasses.replace(scene, assets=assets)
 
@@ -143,6 +153,8 @@ CHIP_COLUMNS = pa.schema(  # one row of work/chips.parquet, as ``_chip_row`` mak
         ("assets", pa.string()),  # JSON: band -> href (query strings dropped)
         ("inputs_digest", pa.string()),  # names the scene's work files (``scene_outputs``)
         ("software", pa.string()),
+        # S1: the polarisation in each channel, "VV,VH"; "-" for a filled channel ("VV,-")
+        ("polarizations", pa.string()),
     ]
 )
 
@@ -172,7 +184,14 @@ def _chip_row(
         "assets": json.dumps({b: redact(a.href) for b, a in scene.assets.items()}, sort_keys=True),
         "inputs_digest": inputs,
         "software": pipeline.__version__,
+        "polarizations": _polarizations(scene),
     }
+
+
+def _polarizations(scene: Scene) -> str | None:
+    if scene.sensor != "s1":
+        return None
+    return ",".join(band or "-" for band in s1_channels(scene).values())
 
 
 def _text(value: Any) -> str | None:

@@ -14,6 +14,9 @@ from pipeline.chips.grid import ChipGeometry, cells_within
 from pipeline.errors import SourceError
 from pipeline.sources.base import Scene
 
+# the band whose grid places the chips: B02 (10 m) for S2; for S1 the first polarisation the
+# scene has (single-polarisation and HH/HV scenes lack VH)
+EXTENT_BANDS = {"s2": ("B02",), "s1": ("VH", "VV", "HV", "HH")}
 MIN_FOOTPRINT_COVERAGE = 0.5  # share of the item footprint the raster extent must cover
 
 
@@ -88,10 +91,11 @@ def reproject(geometry: shapely.Geometry, transformer: Transformer) -> shapely.G
 
 def _raster_extent(scene: Scene) -> shapely.geometry.Polygon:
     """Raster bounds (scene CRS) of the finest band, from the item's proj:transform/shape."""
-    asset = scene.assets[scene.bands[1]]  # B02 (10 m) for S2, VH for S1
+    band = next((b for b in EXTENT_BANDS[scene.sensor] if b in scene.assets), scene.bands[1])
+    asset = scene.assets[band]
     if asset.transform is None or asset.shape is None:
         raise SourceError(
-            f"scene {scene.item_id}: asset {scene.bands[1]} has no proj:transform/proj:shape; "
+            f"scene {scene.item_id}: asset {band} has no proj:transform/proj:shape; "
             "the planner needs them to place chips"
         )
     a, _, c, _, e, f = asset.transform[:6]

@@ -4,9 +4,10 @@ Each band is read in strips aligned to the file's internal block rows, so every
 COG tile is fetched and decoded once for all the chips it covers, and memory stays
 bounded by one block row plus one chip row per band. Chips stream out north to south.
 
-Conversions: S2 L2A digital numbers are harmonized to the pre-04.00 scale (the
-``BOA_ADD_OFFSET`` of -1000 is removed for processing baseline >= 04.00) and 20/60 m
-bands are brought to 10 m by pixel replication; S1 linear backscatter becomes dB.
+Conversions (``pipeline.chips.convert``, per each band's contract): S2 L2A digital numbers
+become reflectance x 10000 harmonized to the pre-04.00 scale (the ``BOA_ADD_OFFSET`` of -1000
+is removed for processing baseline >= 04.00) and 20/60 m bands are brought to 10 m by pixel
+replication; S1 backscatter (linear power, linear amplitude or dB) becomes dB.
 
 Remote reads follow the source's ``RetryPolicy`` (``source.retry``): GDAL retries 429/5xx,
 resets and timeouts of each request itself (``gdal_env``); an open or a strip read that
@@ -33,21 +34,25 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from pipeline.chips.convert import (  # noqa: F401 (re-exported: the reader's conventions)
+    S1_DB_FLOOR,
+    S2_BOA_ADD_OFFSET,
+    SCL_CLOUDY,
+    has_boa_offset,
+    s1_channels,
+    s1_image,
+    s2_image,
+)
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.integrity import gdal_warnings, verify_deflate_tiles
 from pipeline.chips.plan import PlannedChip
 from pipeline.errors import ChipReadError, SourceError
-from pipeline.numerics import power_to_db
 from pipeline.sources.access import gdal_options, open_asset
 from pipeline.sources.base import Scene
 from pipeline.sources.redact import error_text, redact
 from pipeline.sources.retry import TransientError, call_with_retries
 from pipeline.sources.settings import RetryPolicy
 
-S2_OFFSET_BASELINE = (4, 0)
-S2_BOA_ADD_OFFSET = 1000.0
-SCL_CLOUDY = (3, 8, 9, 10)  # cloud shadow, cloud medium/high probability, thin cirrus
-S1_DB_FLOOR = -50.0
 _HTTP_STATUS = re.compile(r"HTTP response code: (\d{3})")
 
 
@@ -85,12 +90,12 @@ def read_scene_chips(
     remote reads retried under ``retry`` (the source's policy; default ``RetryPolicy()``)."""
     retry = retry or RetryPolicy()
     ordered = sorted(chips, key=lambda c: (-c.cell.row, c.cell.col))
-    bands = list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])
+    bands = read_bands(scene)
     with rasterio.Env(**gdal_env(retry), **gdal_options(scene)), contextlib.ExitStack() as stack:
         readers = [_band_reader(stack, scene, band, ordered, retry) for band in bands]
         for chip in ordered:
             planes = [next(reader) for reader in readers]
-            yield _to_chip_pixels(scene, chip, planes)
+            yield _to_chip_pixels(scene, chip, bands, planes)
 
 
 def _band_reader(
@@ -326,45 +331,21 @@ def _check_inside(ds: rasterio.DatasetReader, col0: int, col1: int, row0: int, r
         )
 
 
-def _to_chip_pixels(scene: Scene, chip: PlannedChip, planes: list[np.ndarray]) -> ChipPixels:
+def _to_chip_pixels(
+    scene: Scene, chip: PlannedChip, bands: list[str], planes: list[np.ndarray]
+) -> ChipPixels:
     if scene.sensor == "s1":
-        return _s1_chip(chip, planes)
+        image, nodata = s1_image(scene, dict(zip(bands, planes, strict=True)))
+        return ChipPixels(chip, image, nodata, 0.0)
     n = len(scene.bands)
     scl = planes[n] if len(planes) > n else np.full_like(planes[0], 4, dtype=np.uint8)
-    return _s2_chip(scene, chip, planes[:n], scl)
+    image, nodata, cloud = s2_image(scene, planes[:n], scl)
+    return ChipPixels(chip, image, nodata, cloud)
 
 
-def _s2_chip(
-    scene: Scene, chip: PlannedChip, planes: list[np.ndarray], scl: np.ndarray
-) -> ChipPixels:
-    dn = np.stack(planes).astype(np.float32)
-    nodata = np.all(dn == 0, axis=0) | (scl == 0)
-    if has_boa_offset(scene.processing_baseline) and not scene.boa_offset_applied:
-        dn = np.clip(dn - S2_BOA_ADD_OFFSET, 0, None)
-    dn[:, nodata] = 0
-    valid = ~nodata
-    cloudy = np.isin(scl, SCL_CLOUDY) & valid
-    cloud = float(cloudy.sum() / valid.sum()) if valid.any() else 0.0
-    return ChipPixels(chip, dn, float(nodata.mean()), cloud)
-
-
-def _s1_chip(chip: PlannedChip, planes: list[np.ndarray]) -> ChipPixels:
-    """dB = 10 log10(linear), computed CPU-independently in float64 and rounded once to
-    float32 (``np.log10`` differs in the last bits between AVX-512, AVX2 and libm)."""
-    linear = np.stack(planes).astype(np.float32)
-    nodata = np.any(~np.isfinite(linear) | (linear <= 0), axis=0)
-    db = power_to_db(np.where(nodata, 1.0, linear))
-    db = np.clip(db, S1_DB_FLOOR, None).astype(np.float32)
-    db[:, nodata] = S1_DB_FLOOR
-    return ChipPixels(chip, db, float(nodata.mean()), 0.0)
-
-
-def has_boa_offset(baseline: str | None) -> bool:
-    """True for S2 L2A processing baselines >= 04.00 (digital numbers carry +1000)."""
-    if not baseline:
-        return False
-    major, _, minor = baseline.partition(".")
-    try:
-        return (int(major), int(minor or 0)) >= S2_OFFSET_BASELINE
-    except ValueError as exc:
-        raise ChipReadError(f"unreadable s2:processing_baseline {baseline!r}") from exc
+def read_bands(scene: Scene) -> list[str]:
+    """The assets a scene's chips are cut from: S2 bands (+ SCL), the S1 bands its channels
+    read (a channel the polarisation policy fills reads none)."""
+    if scene.sensor == "s1":
+        return [band for band in s1_channels(scene).values() if band is not None]
+    return list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])

@@ -53,6 +53,7 @@ def build_manifest(
         "unverifiable_inputs": _json_list(chips_index.parent / UNVERIFIABLE_FILE),
         "label_warnings": _json_or_empty(chips_index.parent / "label_warnings.json"),
         "chips": _chip_counts(chips),
+        "s1_polarizations": _polarization_summary(config, chips),
         "labels": _label_counts(records),
         "splits": dict(sorted(Counter(split.values()).items())),
         "split_rule": rule.describe(),
@@ -114,6 +115,21 @@ def _chip_counts(chips: pd.DataFrame) -> dict[str, Any]:
             "rejected": {str(k): int(v) for k, v in sorted(Counter(rejected).items())},
         }
     return out
+
+
+def _polarization_summary(config: RunConfig, chips: pd.DataFrame) -> dict[str, Any]:
+    """The polarisation policy and what the kept S1 chips hold (``"VV,-"``: VH filled)."""
+    rules = config.selection
+    kept = chips[(chips["sensor"] == "s1") & chips["rejected"].isna()]
+    held = kept["polarizations"] if "polarizations" in kept else pd.Series([], dtype=object)
+    return {
+        "policy": {
+            "required": list(rules.s1_polarizations),
+            "missing_polarization": rules.s1_missing_polarization,
+            "hh_hv": rules.s1_hh_hv,
+        },
+        "kept_chips": {str(k): int(v) for k, v in sorted(Counter(held.fillna("VV,VH")).items())},
+    }
 
 
 def _label_counts(records: dict[str, Any]) -> dict[str, dict[str, int]]:

@@ -117,6 +117,7 @@ def decode(sample: RawSample, spec: StreamSpec, pass_index: int) -> tuple[np.nda
     rng = np.random.default_rng([spec.seed, SENSOR_IDS[spec.sensor], pass_index, sample.index])
     image = np.load(io.BytesIO(sample.members[IMAGE_MEMBER]), allow_pickle=False)
     record = json.loads(sample.members["json"])
+    image = mask_filled_bands(image, record)
     variants = caption_variants(record)
     caption = variants[int(rng.integers(len(variants)))]
     if spec.flips:
@@ -126,6 +127,19 @@ def decode(sample: RawSample, spec: StreamSpec, pass_index: int) -> tuple[np.nda
             image = image[:, ::-1, :]
     location = record.get("location", {})
     return np.ascontiguousarray(image), caption, (location.get("lon"), location.get("lat"))
+
+
+def mask_filled_bands(image: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+    """``image`` with the bands the polarisation policy filled (``sensor.filled_bands``) set
+    to NaN: the model's inputs treat NaN as missing (``channels.s1_to_model``), never as the
+    -50 dB of a real, very dark surface."""
+    sensor = record.get("sensor")
+    if not isinstance(sensor, dict) or not sensor.get("filled_bands"):
+        return image
+    out = image.astype(np.float32, copy=True)
+    for band in sensor["filled_bands"]:
+        out[list(sensor["bands"]).index(band)] = np.nan
+    return out
 
 
 def caption_variants(record: dict[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ import torch
 
 from pipeline.corpus.webdataset import WDS_DIR, ensure_webdataset, read_webdataset_index
 from pipeline.model.closp import CLOSP, device_for
-from pipeline.model.data import IMAGE_MEMBER, iter_tar
+from pipeline.model.data import IMAGE_MEMBER, iter_tar, mask_filled_bands
 from pipeline.model.errors import ConfigError
 from pipeline.model.run import INDEX_DIR, MODEL_FILE, load_trained_model
 
@@ -109,8 +109,10 @@ def encode_split(
             chunks.append(_encode(model, pending, pending_sensor))
             pending = []
         pending_sensor = sensor
-        pending.append(np.load(io.BytesIO(members[IMAGE_MEMBER]), allow_pickle=False))
-        rows.append(_row(sensor, key, json.loads(members["json"])))
+        record = json.loads(members["json"])
+        image = np.load(io.BytesIO(members[IMAGE_MEMBER]), allow_pickle=False)
+        pending.append(mask_filled_bands(image, record))
+        rows.append(_row(sensor, key, record))
     if pending:
         chunks.append(_encode(model, pending, pending_sensor))
     table = pd.DataFrame(rows)

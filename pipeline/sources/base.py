@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,13 +14,43 @@ SENSOR_BANDS = {"s2": S2_BANDS, "s1": S1_BANDS}
 
 
 @dataclass(frozen=True)
+class BandValues:
+    """What a band's pixel values are (the band contract; ``pipeline.sources.band_values``).
+
+    ``unit``: S1 ``linear_power`` | ``linear_amplitude`` | ``db``; S2 ``dn``. The value in
+    ``unit`` is ``raw * scale + offset`` (S2: reflectance = DN * scale + offset); ``nodata``
+    is the raw value marking missing pixels. ``None``: not declared (the sensor default).
+    """
+
+    unit: str | None = None
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
+
+    def over(self, base: BandValues) -> BandValues:
+        """These values where declared, ``base``'s elsewhere."""
+        return BandValues(
+            *(
+                mine if mine is not None else theirs
+                for mine, theirs in zip(astuple(self), astuple(base), strict=True)
+            )
+        )
+
+    @property
+    def declared(self) -> bool:
+        return any(v is not None for v in astuple(self))
+
+
+@dataclass(frozen=True)
 class BandAsset:
-    """One band's raster asset: where it is and, when the item says so, its grid."""
+    """One band's raster asset: where it is, when the item says so its grid, and what its
+    values are (``values``: unit, scale, offset, nodata)."""
 
     href: str
     gsd: float | None = None
     shape: tuple[int, int] | None = None
     transform: tuple[float, ...] | None = None
+    values: BandValues = field(default_factory=BandValues)
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,7 @@ class Scene:
                 gsd=a["gsd"],
                 shape=tuple(a["shape"]) if a["shape"] else None,
                 transform=tuple(a["transform"]) if a["transform"] else None,
+                values=BandValues(**(a.get("values") or {})),
             )
             for name, a in json.loads(row["assets"]).items()
         }

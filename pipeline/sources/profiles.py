@@ -36,7 +36,8 @@ import yaml
 
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
-from pipeline.sources.base import S2_BANDS, BandAsset, Scene
+from pipeline.sources.band_values import from_stac_asset, lookup, parse_table
+from pipeline.sources.base import S2_BANDS, BandAsset, BandValues, Scene
 
 S1_POLARIZATIONS = ("VV", "VH", "HH", "HV")
 SENSORS = ("s2", "s1")
@@ -63,11 +64,15 @@ _TILE_IN_NAME = re.compile(r"_T(\d{2}[C-X][A-Z]{2})(?:_|\b)")
 
 @dataclass(frozen=True)
 class CollectionMapping:
-    """One provider collection: its sensor, product and normalized band -> asset key."""
+    """One provider collection: its sensor, product and normalized band -> asset key, and what
+    its band values are (``pipeline.sources.band_values``): ``values`` declared by a mapping
+    file (over the items' ``raster:bands``), ``defaults`` of a built-in profile (under them)."""
 
     sensor: str  # "s2" | "s1"
     product: str  # "L2A" | "GRD" | "RTC"
     assets: Mapping[str, str]
+    values: Mapping[str, BandValues] = field(default_factory=dict)
+    defaults: Mapping[str, BandValues] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,12 @@ class ProviderProfile:
 
 
 def _s2(assets: Mapping[str, str]) -> CollectionMapping:
-    return CollectionMapping("s2", "L2A", assets)
+    return CollectionMapping("s2", "L2A", assets, defaults={"s2": BandValues(unit="dn")})
 
 
 def _s1(product: str, assets: Mapping[str, str]) -> CollectionMapping:
-    return CollectionMapping("s1", product, assets)
+    """GRD (calibrated, as the demo archive) and RTC backscatter: linear power by default."""
+    return CollectionMapping("s1", product, assets, defaults={"s1": BandValues("linear_power")})
 
 
 _PC_S2 = {**{b: b for b in S2_BANDS}, "SCL": "SCL"}
@@ -190,6 +196,7 @@ def profile_from_mapping(raw: Mapping[str, Any], where: str) -> ProviderProfile:
             c["sensor"],
             c.get("product", "L2A" if c["sensor"] == "s2" else "GRD"),
             dict(c["assets"]),
+            values=_declared(c, f"mapping file {where}: collections.{name}.band_values"),
         )
         for name, c in raw["collections"].items()
     }
@@ -205,6 +212,13 @@ def profile_from_mapping(raw: Mapping[str, Any], where: str) -> ProviderProfile:
         signing=raw.get("signing"),
         cloud_filter=raw.get("cloud_filter", "cql2-json"),
     )
+
+
+def _declared(collection: Mapping[str, Any], where: str) -> dict[str, BandValues]:
+    try:
+        return parse_table(collection.get("band_values", {}), where)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; see schemas/provider-profile.v1.schema.json") from None
 
 
 def scene_from_item(
@@ -371,10 +385,24 @@ def _band_assets(
         raise SourceError(
             f"item {item['id']!r} has none of the band assets {sorted(mapping.assets.values())}"
         )
-    return {band: _band_asset(assets[key], resolve_href) for band, key in present.items()}
+    return {
+        band: _band_asset(assets[key], resolve_href, _values(assets[key], mapping, band))
+        for band, key in present.items()
+    }
 
 
-def _band_asset(asset: Mapping[str, Any], resolve_href: Callable[[str], str]) -> BandAsset:
+def _values(asset: Mapping[str, Any], mapping: CollectionMapping, band: str) -> BandValues:
+    """A mapping file's declarations over the item's ``raster:bands`` over the defaults."""
+    if band == "SCL":  # a classification: nothing to convert
+        return BandValues()
+    declared = lookup(mapping.values, mapping.sensor, band)
+    default = lookup(mapping.defaults, mapping.sensor, band)
+    return declared.over(from_stac_asset(asset, mapping.sensor, band)).over(default)
+
+
+def _band_asset(
+    asset: Mapping[str, Any], resolve_href: Callable[[str], str], values: BandValues
+) -> BandAsset:
     shape = asset.get("proj:shape") or None
     transform = asset.get("proj:transform") or None
     return BandAsset(
@@ -382,4 +410,5 @@ def _band_asset(asset: Mapping[str, Any], resolve_href: Callable[[str], str]) ->
         gsd=asset.get("gsd"),
         shape=tuple(shape) if shape else None,
         transform=tuple(transform[:6]) if transform else None,
+        values=values,
     )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, SourceError
+from pipeline.sources.band_values import apply_overrides
 from pipeline.sources.base import Scene, SceneSource, SearchQuery, SearchResult, SkippedItem
 from pipeline.sources.geoparquet import GeoParquetSource
 from pipeline.sources.selection import Selection, select_scenes, window_queries
@@ -43,8 +44,9 @@ def query_of(config: RunConfig) -> SearchQuery:
 
 
 def search_scenes(config: RunConfig, out: Path) -> Path:
-    """Write the normalized records of every selected scene to ``out`` (parquet), and the
-    selection report (rules, counts, every scene left out with its reason) beside it."""
+    """Write the normalized records of every selected scene to ``out`` (parquet), their band
+    contracts carrying the run config's ``source.bands``, and the selection report (rules,
+    counts, every scene left out with its reason) beside it."""
     source = make_source(config)
     queries = window_queries(query_of(config), config.selection)
     results = run_searches(source, queries, _concurrency(config))
@@ -54,7 +56,7 @@ def search_scenes(config: RunConfig, out: Path) -> Path:
     if not selection.kept:
         skipped = [s for result in results for s in result.skipped]
         raise SourceError(_nothing_found(config, len(found), skipped, report_path(out)))
-    write_scenes(list(selection.kept), out)
+    write_scenes(apply_overrides(selection.kept, config.source.bands), out)
     return out
 
 

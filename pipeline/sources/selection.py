@@ -2,7 +2,7 @@
 
 Rules (``selection:`` in the run config, recorded in the manifest with the recipe):
 cloud cover from metadata (the chip stage then checks SCL per chip), S1 instrument mode
-and polarizations, orbit direction, temporal windows around crisis events (pre/post),
+and polarizations (the polarisation policy: ``s1_channels``), orbit direction, temporal windows around crisis events (pre/post),
 and de-duplication of reprocessed products (same acquisition, newer processing wins).
 The S2 processing-baseline offset is harmonized at read time from each scene's
 ``processing_baseline`` (every profile fills it), see ``pipeline.chips.read``.
@@ -17,9 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.sources.base import Scene, SearchQuery
+from pipeline.sources.base import S1_BANDS, Scene, SearchQuery
 
 ORBIT_STATES = ("ascending", "descending")
+MISSING_POLARIZATION = ("reject", "fill")
+HH_HV = ("reject", "as_vv_vh")
+CO_CROSS = {"VV": "HH", "VH": "HV"}  # corpus channel -> its HH/HV counterpart
 _BASELINE_SUFFIX = re.compile(r"_N\d{2}\.?\d{2}$")
 
 
@@ -45,6 +48,8 @@ class EventWindow:
 class SelectionRules:
     s1_instrument_modes: tuple[str, ...] = ("IW",)
     s1_polarizations: tuple[str, ...] = ("VV", "VH")  # all required
+    s1_missing_polarization: str = "reject"  # a channel the scene lacks: "reject" | "fill"
+    s1_hh_hv: str = "reject"  # HH/HV scenes: "reject" | "as_vv_vh" (HH -> VV, HV -> VH)
     orbit_states: tuple[str, ...] = ()  # empty: any direction
     windows: tuple[EventWindow, ...] = ()  # empty: the whole search.datetime range
     dedupe_reprocessed: bool = True
@@ -71,12 +76,21 @@ def parse_selection(
     states = tuple(str(s).lower() for s in raw.get("orbit_states", ()))
     if any(s not in ORBIT_STATES for s in states):
         raise ConfigError(f"{where}: selection.orbit_states {list(states)}: use {ORBIT_STATES}")
+    missing = str(raw.get("s1_missing_polarization", "reject"))
+    hh_hv = str(raw.get("s1_hh_hv", "reject"))
+    if missing not in MISSING_POLARIZATION or hh_hv not in HH_HV:
+        raise ConfigError(
+            f"{where}: selection.s1_missing_polarization {missing!r} / s1_hh_hv {hh_hv!r}: "
+            f"use {MISSING_POLARIZATION} / {HH_HV}"
+        )
     windows = [_window(w, where) for w in raw.get("windows", [])]
     if raw.get("crisis_windows") and archive_meta:
         windows += _archive_windows(raw["crisis_windows"], archive_meta)
     return SelectionRules(
         s1_instrument_modes=tuple(str(m).upper() for m in raw.get("s1_instrument_modes", ("IW",))),
         s1_polarizations=tuple(str(p).upper() for p in raw.get("s1_polarizations", ("VV", "VH"))),
+        s1_missing_polarization=missing,
+        s1_hh_hv=hh_hv,
         orbit_states=states,
         windows=tuple(windows),
         dedupe_reprocessed=bool(raw.get("dedupe_reprocessed", True)),
@@ -145,7 +159,7 @@ def select_scenes(
         if reason:
             rejected.append(Rejection(scene.item_id, scene.collection, reason))
         else:
-            kept.append(_with_phases(scene, rules.windows))
+            kept.append(_with_channels(_with_phases(scene, rules.windows), rules))
     if rules.dedupe_reprocessed:
         kept, superseded = dedupe_reprocessed(kept)
         rejected += superseded
@@ -173,12 +187,60 @@ def _s1_rejection(scene: Scene, rules: SelectionRules) -> str | None:
     mode = (scene.instrument_mode or "").upper()
     if rules.s1_instrument_modes and mode not in rules.s1_instrument_modes:
         return f"instrument mode {mode or '?'} not in {list(rules.s1_instrument_modes)}"
-    missing = [
-        p for p in rules.s1_polarizations if p not in scene.polarizations or p not in scene.assets
-    ]
+    channels = s1_channels(scene, rules)
+    pols = list(scene.polarizations)
+    if not any(channels.values()):
+        if rules.s1_hh_hv == "reject" and any(p in CO_CROSS.values() for p in _available(scene)):
+            return (
+                f"HH/HV scene (polarizations {pols}); to use HH as VV and HV as VH set "
+                "selection.s1_hh_hv: as_vv_vh"
+            )
+        return f"no usable polarization (polarizations {pols}, assets {sorted(scene.assets)})"
+    have = {p for p in channels.values() if p} | {c for c, p in channels.items() if p}
+    missing = [p for p in rules.s1_polarizations if p not in have]
     if missing:
-        return f"polarizations {list(scene.polarizations)} lack {missing}"
+        return (
+            f"polarizations {pols} lack {missing} (required by selection.s1_polarizations; "
+            "with selection.s1_missing_polarization: fill, list only the ones a scene must have)"
+        )
+    lacking = [c for c, p in channels.items() if p is None]
+    if lacking and rules.s1_missing_polarization == "reject":
+        return (
+            f"polarizations {pols} give no {'/'.join(lacking)} channel; to keep the scene with "
+            f"{'/'.join(lacking)} filled (-50 dB, flagged) set selection.s1_missing_polarization: fill"
+        )
     return None
+
+
+def _available(scene: Scene) -> list[str]:
+    """The polarisations the scene both declares and has an asset for."""
+    return [p for p in scene.polarizations if p in scene.assets]
+
+
+def s1_channels(scene: Scene, rules: SelectionRules) -> dict[str, str | None]:
+    """Corpus channel (VV, VH) -> the scene's polarisation read into it, or None (missing):
+    VV/VH themselves, else under ``s1_hh_hv: as_vv_vh`` co-pol HH and cross-pol HV."""
+    available = _available(scene)
+    out: dict[str, str | None] = {}
+    for channel in S1_BANDS:
+        if channel in available:
+            out[channel] = channel
+        elif rules.s1_hh_hv == "as_vv_vh" and CO_CROSS[channel] in available:
+            out[channel] = CO_CROSS[channel]
+        else:
+            out[channel] = None
+    return out
+
+
+def _with_channels(scene: Scene, rules: SelectionRules) -> Scene:
+    """Record the channel mapping of an S1 scene that is not plain VV + VH (the reader and the
+    records use it: ``extra["s1_channels"]``)."""
+    if scene.sensor != "s1":
+        return scene
+    channels = s1_channels(scene, rules)
+    if channels == {c: c for c in S1_BANDS}:
+        return scene
+    return replace(scene, extra={**scene.extra, "s1_channels": channels})
 
 
 def _phases(scene: Scene, windows: Sequence[EventWindow]) -> list[dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,8 @@ import rasterio
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import read_scene_chips
-from pipeline.sources.base import S1_BANDS, S2_BANDS, BandAsset, Scene
+from pipeline.errors import ConfigError
+from pipeline.sources.base import S1_BANDS, S2_BANDS, BandAsset, BandValues, Scene
 
 pytestmark = pytest.mark.realdata
 
@@ -90,3 +92,56 @@ def test_s1_patches_linear_to_db_round_trip(real_data, tmp_path):
             expected = _native(str(patch / f"{patch.name}_{band}.tif"))
             np.testing.assert_allclose(chip.image[i], expected, atol=1e-3)
         assert chip.image[0].mean() > chip.image[1].mean()  # VV above VH, as on real land
+
+
+def _declared(scene: Scene, unit: str) -> Scene:
+    assets = {
+        b: dataclasses.replace(a, values=BandValues(unit=unit)) for b, a in scene.assets.items()
+    }
+    return dataclasses.replace(scene, assets=assets)
+
+
+def _max_round_trip_error(expected: np.ndarray) -> np.ndarray:
+    """dB -> float32 linear -> dB -> float32: the linear value is rounded to float32 (relative
+    error <= 2**-24, i.e. 10 / ln 10 * 2**-24 = 2.6e-7 dB after the log) and the dB result is
+    rounded to float32 once more (<= half an ulp); the bound allows one whole ulp."""
+    return np.spacing(np.abs(expected).astype(np.float32)) + 2.6e-7
+
+
+def test_s1_patches_read_as_distributed_db_equal_the_linear_route(real_data, tmp_path):
+    """The real BigEarthNet S1 patches are float32 dB: declared ``db`` they are read as they
+    are, and give the chips the linear route gives on linear GeoTIFFs derived from them."""
+    for patch in _patch_dirs(real_data, "S1"):
+        meta = json.loads(next(patch.glob("*_labels_metadata.json")).read_text())
+        originals = {b: str(patch / f"{patch.name}_{b}.tif") for b in S1_BANDS}
+        scene, planned = _scene(patch, "s1", originals, meta)
+        (as_db,) = read_scene_chips(_declared(scene, "db"), [planned])
+        linear = {}
+        for band, src in originals.items():
+            with rasterio.open(src) as ds:
+                profile, db = ds.profile, ds.read(1).astype(np.float64)
+            linear[band] = str(tmp_path / f"{patch.name}_{band}_linear.tif")
+            with rasterio.open(linear[band], "w", **profile) as dst:
+                dst.write((10 ** (db / 10)).astype(np.float32), 1)
+        (as_linear,) = read_scene_chips(
+            _declared(_scene(patch, "s1", linear, meta)[0], "linear_power"), [planned]
+        )
+        assert as_db.nodata_fraction == as_linear.nodata_fraction == 0.0
+        for i, band in enumerate(S1_BANDS):
+            native = _native(originals[band])
+            np.testing.assert_array_equal(as_db.image[i], np.maximum(native, -50.0))
+            diff = np.abs(as_linear.image[i].astype(np.float64) - as_db.image[i])
+            assert (diff <= _max_round_trip_error(as_db.image[i])).all(), (patch.name, diff.max())
+
+
+def test_s1_db_patches_declared_linear_fail_naming_the_asset_and_the_fix(real_data):
+    patch = _patch_dirs(real_data, "S1")[0]
+    meta = json.loads(next(patch.glob("*_labels_metadata.json")).read_text())
+    bands = {b: str(patch / f"{patch.name}_{b}.tif") for b in S1_BANDS}
+    scene, planned = _scene(patch, "s1", bands, meta)  # undeclared: S1 defaults to linear power
+    with pytest.raises(ConfigError) as caught:
+        list(read_scene_chips(scene, [planned]))
+    message = str(caught.value)
+    assert f"scene {patch.name}: band VV at {bands['VV']}" in message
+    assert "declared linear_power" in message and "negative" in message
+    assert "source.bands.VV.unit: db" in message

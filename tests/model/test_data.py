@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from pipeline.model.channels import S1_NAN_FILL_DB, s1_to_model
 from pipeline.model.data import (
     PrefetchingStream,
     SensorStream,
     caption_variants,
     iter_pass,
+    mask_filled_bands,
     stream_specs,
 )
 from pipeline.model.errors import ConfigError
@@ -85,3 +88,17 @@ def test_prefetching_gives_the_same_batches_and_positions(tiny_corpus):
     assert torch.equal(ahead.next_batch().images, following.images)
     ahead.close()
     assert ahead.state() == {"pass": 1, "offset": 6}
+
+
+def test_a_filled_s1_band_reaches_the_model_as_missing_not_as_dark_backscatter():
+    """The polarisation policy fills a missing channel with -50 dB (the corpus nodata) and
+    flags it; the loader turns it to NaN, which the model input treats as missing."""
+    image = np.stack([np.full((4, 4), -12.0), np.full((4, 4), -50.0)]).astype(np.float32)
+    record = {"sensor": {"bands": ["VV", "VH"], "filled_bands": ["VH"]}}
+    masked = mask_filled_bands(image, record)
+    assert np.isnan(masked[1]).all() and (masked[0] == -12.0).all()
+    assert (image[1] == -50.0).all()  # the stored chip is untouched
+    x = s1_to_model(torch.from_numpy(masked[None]))
+    assert torch.all(x[0, 1] == S1_NAN_FILL_DB) and torch.all(x[0, 0] == -12.0)
+    plain = {"sensor": {"bands": ["VV", "VH"]}}
+    assert mask_filled_bands(image, plain) is image

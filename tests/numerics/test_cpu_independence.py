@@ -44,11 +44,13 @@ import numpy as np
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import read_scene_chips
-from pipeline.sources.base import BandAsset, Scene
-vv, vh, out = sys.argv[1:4]
+from pipeline.sources.base import BandAsset, BandValues, Scene
+vv, vh, out, unit = sys.argv[1:5]
 cell = ChipGeometry(32632, 10, 20)
+values = BandValues(unit=unit)
 scene = Scene("s1-cpu", "sentinel-1-grd", "s1", "sentinel-1a", datetime(2021, 1, 1), 32632,
-              (0.0, 0.0, 0.0, 0.0), {}, {"VV": BandAsset(vv), "VH": BandAsset(vh)})
+              (0.0, 0.0, 0.0, 0.0), {},
+              {"VV": BandAsset(vv, values=values), "VH": BandAsset(vh, values=values)})
 [pixels] = read_scene_chips(scene, [PlannedChip("s1-cpu_10_20", "s1-cpu", cell)])
 np.save(out, pixels.image)
 """
@@ -95,12 +97,13 @@ def test_restriction_changes_numpy_float32_kernels(restriction_bites):
     assert restriction_bites["log10_f32"] or restriction_bites["exp_f32"], restriction_bites
 
 
-def test_s1_db_chip_is_the_same_with_and_without_simd(tmp_path, s1_bands, restriction_bites):
+@pytest.mark.parametrize("unit", ["linear_power", "linear_amplitude"])
+def test_s1_db_chip_is_the_same_with_and_without_simd(tmp_path, s1_bands, restriction_bites, unit):
     vv, vh = s1_bands
     images = []
     for restricted in (False, True):
         out = tmp_path / f"db-{restricted}.npy"
-        run_python(S1_CHIP, [str(vv), str(vh), str(out)], restricted, tmp_path)
+        run_python(S1_CHIP, [str(vv), str(vh), str(out), unit], restricted, tmp_path)
         images.append(np.load(out))
     free, restricted_image = images
     assert free.dtype == np.float32 and free.shape == (2, 120, 120)

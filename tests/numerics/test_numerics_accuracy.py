@@ -82,13 +82,14 @@ def test_exact_powers_of_ten_give_whole_decibels():
         ("sin", mpmath.sin, -3000.0, 3000.0, 2.0),
         ("cos", mpmath.cos, -3000.0, 3000.0, 2.0),
         ("power_to_db", lambda x: 10 * mpmath.log10(x), 1e-45, 3.4e38, 3.0),
+        ("amplitude_to_db", lambda x: 20 * mpmath.log10(x), 1e-45, 3.4e38, 3.0),
         ("db_to_power", lambda x: mpmath.power(10, x / 10), -400.0, 380.0, 300.0),
         ("ndtr", mpmath.ncdf, -9.0, 9.0, 200.0),
     ],
 )
 def test_float64_functions_stay_within_a_few_ulps(name, reference, low, high, max_ulps):
     rng = np.random.default_rng(11)
-    if name in ("log", "power_to_db"):
+    if name in ("log", "power_to_db", "amplitude_to_db"):
         xs = np.exp(rng.uniform(np.log(low), np.log(high), 4000))
     else:
         xs = rng.uniform(low, high, 4000)

@@ -67,7 +67,7 @@ def test_rules_record_a_reason_for_every_scene_left_out():
     reasons = {r.item_id: r.reason for r in selection.rejected}
     assert reasons["cloudy"].startswith("cloud cover 90.0 > 50")
     assert reasons["ew"].startswith("instrument mode EW")
-    assert "lack ['VV', 'VH']" in reasons["hh"]
+    assert reasons["hh"].startswith("HH/HV scene") and "selection.s1_hh_hv" in reasons["hh"]
     assert reasons["desc"].startswith("orbit descending")
 
 

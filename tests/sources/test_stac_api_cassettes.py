@@ -106,7 +106,14 @@ def test_selection_drops_hh_only_grd_with_a_reason(real_data):
     selection = select_scenes(scenes, SelectionRules(), max_cloud_cover=30)
     reasons = {r.item_id: r.reason for r in selection.rejected}
     assert all(s.sensor == "s2" and (s.cloud_cover or 0) <= 30 for s in selection.kept)
-    assert sum("lack ['VV', 'VH']" in r for r in reasons.values()) == 3
+    hh = [r for r in reasons.values() if r.startswith("HH/HV scene (polarizations ['HH'])")]
+    assert len(hh) == 3 and all("selection.s1_hh_hv: as_vv_vh" in r for r in hh)
+    policy = SelectionRules(
+        s1_polarizations=(), s1_missing_polarization="fill", s1_hh_hv="as_vv_vh"
+    )
+    kept = select_scenes(scenes, policy, max_cloud_cover=30).kept
+    mapped = [s.extra["s1_channels"] for s in kept if s.sensor == "s1"]
+    assert mapped == [{"VV": "HH", "VH": None}] * 3  # the HH-only scenes: HH as VV, VH filled
     assert any(r.startswith("cloud cover") for r in reasons.values())
 
 
