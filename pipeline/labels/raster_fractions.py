@@ -39,6 +39,7 @@ from rasterio.errors import RasterioIOError
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ChipReadError, ConfigError, SourceError
 from pipeline.labels import warnings as label_warnings
+from pipeline.labels.base import ClassFractions
 from pipeline.labels.raster_blocks import Tallies, blocks_of, exact_block, sampled_block
 
 _READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
@@ -185,6 +186,13 @@ def fractions_from_raster(
     )
     report(result.warning(str(href)))
     return result.fractions, result.nodata_fraction
+
+
+def as_class_fractions(source: str, href: str, found: ChipFractions) -> ClassFractions:
+    warning = found.warning(href)
+    return ClassFractions(
+        source, found.fractions, found.nodata_fraction, warnings=(warning,) if warning else ()
+    )
 
 
 def report(warning: tuple[str, str] | None) -> None:
