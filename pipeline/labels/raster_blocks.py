@@ -159,20 +159,35 @@ def sampled_block(
 ) -> Tallies:
     """Sub-pixel counts of every chip of the block (nearest product pixel per centre)."""
     n = subgrid_size(chips[0], subpixel_m)
-    cols, rows = pixel_lattice(ds, chips)
+    touching = _touching(ds, chips)
+    if touching.size == 0:
+        return _empty(len(chips), float(n * n))
+    cols, rows = pixel_lattice(ds, [chips[i] for i in touching])
     win = _clip(ds, cols.min(), rows.min(), cols.max(), rows.max(), pad=2)
     if win is None:
         return _empty(len(chips), float(n * n))
     raws, index = encode(read_window(ds, band, win, href))
-    outside = raws.size
-    counts = []
-    for start in range(0, len(chips), CHUNK_CHIPS):
+    padded = np.pad(index, 1, constant_values=raws.size)  # the border stands for "outside"
+    counts = np.zeros((len(chips), raws.size + 1), dtype=np.int64)
+    for start in range(0, touching.size, CHUNK_CHIPS):
         part = slice(start, start + CHUNK_CHIPS)
-        sampled = sample_index(index, win, cols[part], rows[part], n, outside)
-        keys = sampled + (np.arange(sampled.shape[0]) * (outside + 1))[:, None, None]
-        found = np.bincount(keys.ravel(), minlength=sampled.shape[0] * (outside + 1))
-        counts.append(found.reshape(sampled.shape[0], outside + 1)[:, :outside])
-    return Tallies(raws, np.concatenate(counts).astype(np.float64), float(n * n))
+        sampled = sample_index(padded, win, cols[part], rows[part], n)
+        keys = sampled + (np.arange(sampled.shape[0]) * (raws.size + 1))[:, None, None]
+        found = np.bincount(keys.ravel(), minlength=sampled.shape[0] * (raws.size + 1))
+        counts[touching[part]] = found.reshape(sampled.shape[0], raws.size + 1)
+    return Tallies(raws, counts[:, : raws.size].astype(np.float64), float(n * n))
+
+
+def _touching(ds, chips: Sequence[ChipGeometry], margin: float = 2.0) -> np.ndarray:
+    """Indices of the chips whose corners, projected, come within ``margin`` product pixels of
+    the raster (a chip's edges bulge far less than that between its corners)."""
+    cols, rows = pixel_lattice(ds, chips, intervals=1)
+    return np.flatnonzero(
+        (cols.max(axis=(1, 2)) > -margin)
+        & (cols.min(axis=(1, 2)) < ds.width + margin)
+        & (rows.max(axis=(1, 2)) > -margin)
+        & (rows.min(axis=(1, 2)) < ds.height + margin)
+    )
 
 
 def subgrid_size(chip: ChipGeometry, subpixel_m: float) -> int:
@@ -187,11 +202,13 @@ def _transformer(epsg: int, wkt: str) -> Transformer:
     return Transformer.from_crs(ProjCRS.from_epsg(epsg), ProjCRS.from_wkt(wkt), always_xy=True)
 
 
-def pixel_lattice(ds, chips: Sequence[ChipGeometry]) -> tuple[np.ndarray, np.ndarray]:
+def pixel_lattice(
+    ds, chips: Sequence[ChipGeometry], intervals: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Product pixel coordinates (col, row) of each chip's lattice, shape (chips, K+1, K+1);
     lattice row j lies ``j * size / K`` south of the chip's top edge, column k east of its
     left edge."""
-    k = lattice_intervals(chips[0])
+    k = intervals or lattice_intervals(chips[0])
     steps = np.arange(k + 1, dtype=np.float64) * (chips[0].size_m / k)
     bounds = np.array([chip.bounds for chip in chips])
     shape = (len(chips), k + 1, k + 1)
@@ -208,15 +225,27 @@ def lattice_intervals(chip: ChipGeometry) -> int:
 
 
 def sample_index(
-    index: np.ndarray, win: Window, cols: np.ndarray, rows: np.ndarray, n: int, outside: int
+    padded: np.ndarray, win: Window, cols: np.ndarray, rows: np.ndarray, n: int
 ) -> np.ndarray:
-    """Index of the product pixel under each sub-pixel centre, (chips, n, n); ``outside``
-    where the centre falls outside ``win`` (the window is clipped to the raster)."""
-    col = np.floor(_interpolate(cols, n) + TIE_PX).astype(np.int64) - int(win.col_off)
-    row = np.floor(_interpolate(rows, n) + TIE_PX).astype(np.int64) - int(win.row_off)
-    inside = (col >= 0) & (col < index.shape[1]) & (row >= 0) & (row < index.shape[0])
-    picked = index[np.where(inside, row, 0), np.where(inside, col, 0)]
-    return np.where(inside, picked, outside)
+    """Index of the product pixel under each sub-pixel centre, (chips, n, n), read from the
+    window's index array ``padded`` with a one-pixel border of "outside" (centres beyond the
+    window, which is clipped to the raster, land on the border)."""
+    height, width = padded.shape
+    col = _pixel(cols, n, int(win.col_off) - 1, width - 1)
+    row = _pixel(rows, n, int(win.row_off) - 1, height - 1)
+    row *= width
+    row += col
+    return padded.ravel()[row]
+
+
+def _pixel(lattice: np.ndarray, n: int, offset: int, last: int) -> np.ndarray:
+    """Padded-array pixel index of the sub-pixel centres (clipped onto the border)."""
+    coord = _interpolate(lattice, n)
+    coord += TIE_PX
+    np.floor(coord, out=coord)
+    coord -= offset
+    np.clip(coord, 0, last, out=coord)
+    return coord.astype(np.int64)
 
 
 def _interpolate(lattice: np.ndarray, n: int) -> np.ndarray:
@@ -226,5 +255,8 @@ def _interpolate(lattice: np.ndarray, n: int) -> np.ndarray:
     cell = np.minimum(np.floor(pos).astype(np.int64), k - 1)
     t = pos - cell
     along_x = lattice[:, :, cell] * (1.0 - t) + lattice[:, :, cell + 1] * t
-    ty = t[None, :, None]
-    return along_x[:, cell, :] * (1.0 - ty) + along_x[:, cell + 1, :] * ty
+    step = np.diff(along_x, axis=1)
+    out = step[:, cell, :]
+    out *= t[None, :, None]
+    out += along_x[:, cell, :]
+    return out
