@@ -116,8 +116,8 @@ class CorineVector:
         for indices in blocks_of(chips):
             block = [chips[i] for i in indices]
             bounds = np.array([chip.bounds for chip in block])
-            union = (*bounds[:, :2].min(axis=0), *bounds[:, 2:].max(axis=0))
-            frame = self._read(block[0].epsg, tuple(float(v) for v in union))
+            (minx, miny), (maxx, maxy) = bounds[:, :2].min(axis=0), bounds[:, 2:].max(axis=0)
+            frame = self._read(block[0].epsg, (float(minx), float(miny), float(maxx), float(maxy)))
             codes = [_code_or_none(v) for v in frame[self.code_field]] if len(frame) else []
             geoms = shapely.make_valid(frame.geometry.to_numpy()) if len(frame) else None
             for i, chip in zip(indices, block, strict=True):

@@ -141,10 +141,11 @@ def block_fractions(
         block = [chips[i] for i in indices]
         tallies = _tallies(ds, block, band, str(href), subpixel_m, method)
         for row, i in enumerate(indices):
-            out[i] = tally(tallies.raws, tallies.sums[row], tallies.total, nodata, value_map)
-            if out[i].unknown and on_unknown == "error":
+            found = tally(tallies.raws, tallies.sums[row], tallies.total, nodata, value_map)
+            out[i] = found
+            if found.unknown and on_unknown == "error":
                 raise SourceError(
-                    f"{href} has values {list(out[i].unknown)} outside its taxonomy (chip "
+                    f"{href} has values {list(found.unknown)} outside its taxonomy (chip "
                     f"{chips[i].cell_id}); check the product's value_type or its legend"
                 )
     return [f for f in out if f is not None]

@@ -85,8 +85,8 @@ def static_labels(
     fallback = dict(zip(todo, zip(wc, wc_warnings, strict=True), strict=True))
     out = {}
     for i, cell in enumerate(cells):
-        cover, warned = fallback.get(i, (dw[i], []))
-        labels = _static_block(clc[i], cover, min_fraction)
+        land_cover, warned = fallback.get(i, (dw[i], []))
+        labels = _static_block(clc[i], land_cover, min_fraction)
         warnings = [list(w) for w in (*clc_warnings[i], *dw_warnings[i], *warned)]
         out[cell] = json.loads(json.dumps({"labels": labels, "warnings": warnings}))
     return out

@@ -166,3 +166,26 @@ def per_chip_fractions(
         values, weights = _warped_weights(ds, chip, band, str(href), subpixel_m)
         total = float(round(chip.size_m / subpixel_m) ** 2)
     return _tally(values, weights, total, nodata, value_map)
+
+
+def per_chip_vector_fractions(path: str, chip: ChipGeometry, code_field: str) -> dict[int, float]:
+    """CORINE vector fractions of one chip as computed before blocks: a bbox read per chip."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    from pipeline.labels.taxonomy import clc_classes
+
+    crs = CRS.from_user_input(pyogrio.read_info(path)["crs"])
+    bbox = transform_bounds(CRS.from_epsg(chip.epsg), crs, *chip.bounds, densify_pts=21)
+    frame = gpd.read_file(path, bbox=bbox, engine="pyogrio").to_crs(epsg=chip.epsg)
+    square = shapely.box(*chip.bounds)
+    known = {cls.code for cls in clc_classes()}
+    fractions: dict[int, float] = {}
+    for code, geom in zip(frame[code_field], frame.geometry, strict=True):
+        if int(code) not in known:
+            continue
+        area = shapely.intersection(shapely.make_valid(geom), square).area
+        if area > 0:
+            fractions[int(code)] = fractions.get(int(code), 0.0) + area / square.area
+    return dict(sorted(fractions.items()))

@@ -15,7 +15,7 @@ import shapely
 from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from per_chip_reference import per_chip_fractions
+from per_chip_reference import per_chip_fractions, per_chip_vector_fractions
 from pyproj import Transformer
 
 from pipeline.chips.grid import ChipGeometry
@@ -211,3 +211,41 @@ def test_block_and_per_chip_warps_against_exact_areas(tmp_path) -> None:
     for value, area in truth.items():
         assert block[value] == pytest.approx(area, abs=2e-3)
         assert per_chip[value] == pytest.approx(area, abs=2e-3)
+
+
+@settings(SETTINGS, max_examples=8)
+@given(seed=st.integers(0, 2**32 - 1), shift=st.floats(-3000, 3000))
+def test_corine_vector_block_equals_per_chip(tmp_path, seed, shift) -> None:
+    """Random overlapping CORINE polygons in EPSG:3035 (some outside the taxonomy, some
+    outside the chips): one read per block gives the per-chip fractions."""
+    import geopandas as gpd
+
+    from pipeline.labels.corine import CorineVector
+
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = _chips_area()
+    tr = Transformer.from_crs(32632, 3035, always_xy=True)
+    xs, ys = tr.transform([minx, maxx], [miny, maxy])
+    x0, y0 = min(xs) + shift, min(ys) - shift
+    boxes = [
+        shapely.box(x, y, x + w, y + h)
+        for x, y, w, h in zip(
+            rng.uniform(x0 - 1000, x0 + 5000, 40),
+            rng.uniform(y0 - 1000, y0 + 5000, 40),
+            rng.uniform(100, 2000, 40),
+            rng.uniform(100, 2000, 40),
+            strict=True,
+        )
+    ]
+    codes = rng.choice([211, 311, 512, 112, 999], size=40)
+    path = tmp_path / f"clc-{next(_count)}.gpkg"
+    gpd.GeoDataFrame({"Code_18": codes}, geometry=boxes, crs="EPSG:3035").to_file(path)
+    got = CorineVector(str(path)).block_fractions([*CHIPS, FAR])
+    for chip, fractions in zip([*CHIPS, FAR], got, strict=True):
+        want = per_chip_vector_fractions(str(path), chip, "Code_18")
+        total = sum(want.values())
+        if total > 1.0:
+            want = {k: v / total for k, v in want.items()}
+        assert fractions.fractions.keys() == want.keys()
+        for code, value in want.items():
+            assert fractions.fractions[code] == pytest.approx(value, abs=1e-12)
