@@ -19,7 +19,6 @@ Footprints land on the chip grid (``pipeline.chips.grid``), all at once (vectori
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,13 +29,10 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from pipeline.captions.record import build_record
-from pipeline.captions.stage import locations_of
+from pipeline.captions.stage import caption_records
 from pipeline.chips.grid import CHIP_SIZE_M, PIXEL_SIZE_M, ChipGeometry
 from pipeline.config import RunConfig
 from pipeline.errors import SourceError
-from pipeline.labels.annotate import Annotator
-from pipeline.sources.base import SENSOR_BANDS
 from pipeline.storage import atomic_path
 
 COLLECTION = {"s2": "sentinel-2-l2a", "s1": "sentinel-1-grd"}
@@ -47,19 +43,12 @@ _SENSOR = re.compile(r"^(?:s|sentinel)[-_ ]?([12])[a-d]?$", re.IGNORECASE)
 def annotate_footprints(
     config: RunConfig, chips_path: Path, out: Path, epsg: int | None = None
 ) -> Path:
-    """Write one validated caption record per footprint of ``chips_path`` to ``out``."""
+    """Write one validated caption record per footprint of ``chips_path`` to ``out``, through
+    the caption stage's parallel path (static labels a block of cells per task)."""
     chips = read_footprints(chips_path, epsg)
-    annotator = Annotator.from_config(config.labels)
-    locations = locations_of({c["cell"]: c["geometry"] for c in chips})
+    lines = caption_records(config, chips, cache_dir=None)
     with atomic_path(out) as tmp, tmp.open("w") as fh:
-        for chip in chips:
-            annotation = annotator.annotate(
-                chip["geometry"], datetime.fromisoformat(chip["datetime"])
-            )
-            record = build_record(
-                chip, SENSOR_BANDS[chip["sensor"]], locations[chip["cell"]], annotation
-            )
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.writelines(lines)
     return out
 
 

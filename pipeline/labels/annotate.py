@@ -1,18 +1,19 @@
 """Annotate chips: land cover, land use and crisis events per chip, harmonized into the
-reference label space. Static labels are computed once per grid cell and reused by
-every scene that covers it; crisis labels depend on the acquisition date."""
+reference label space. Static labels are computed once per grid cell (a block of cells at
+a time, ``pipeline.labels.static``) and reused by every scene that covers it; crisis labels
+depend on the acquisition date."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.config import LabelsConfig
-from pipeline.labels.base import ClassFractions, CrisisEvent, LabelSource
-from pipeline.labels.corine import CorineRaster
+from pipeline.labels import warnings as label_warnings
+from pipeline.labels.base import CrisisEvent, LabelSource
 from pipeline.labels.crisis_ems import (
     affected_fraction,
     calendar_days,
@@ -21,22 +22,13 @@ from pipeline.labels.crisis_ems import (
 )
 from pipeline.labels.crisis_gdacs import read_gdacs_feed
 from pipeline.labels.crisis_user import read_user_events
-from pipeline.labels.dynamic_world import DynamicWorldRaster
-from pipeline.labels.dynamic_world_composite import DatedProduct, DynamicWorldComposite
-from pipeline.labels.harmonize import (
-    aggregate_levels,
-    labels_above,
-    load_mapping,
-    to_bigearthnet19,
-    to_reference,
+from pipeline.labels.static import (
+    corine_sources,
+    cover_sources,
+    static_labels,
+    worldcover_sources,
 )
-from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS, clc_by_code
-from pipeline.labels.worldcover import WorldCoverRaster
-
-CLC_MAPPING = "clc_to_reference.v1"
-DW_MAPPING = "dynamic_world_to_reference.v1"
-WORLDCOVER_MAPPING = "worldcover_to_reference.v1"
-MAPPING_OF = {"corine": CLC_MAPPING, "dynamic_world": DW_MAPPING, "worldcover": WORLDCOVER_MAPPING}
+from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS
 
 
 @dataclass
@@ -51,16 +43,15 @@ class Annotator:
     _cells: dict[ChipGeometry, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_config(cls, labels: LabelsConfig) -> Annotator:
+    def from_config(
+        cls, labels: LabelsConfig, events: Sequence[CrisisEvent] | None = None
+    ) -> Annotator:
+        """The configured sources; ``events`` when already read (else read here)."""
         return cls(
-            corine=[CorineRaster(p.href, p.value_type) for p in labels.corine],
-            dynamic_world=[
-                DynamicWorldRaster(p.href, band=p.label_band, probabilities=p.probabilities)
-                for p in labels.dynamic_world
-            ]
-            + _composites(labels),
-            worldcover=[WorldCoverRaster(p.href) for p in labels.worldcover],
-            events=crisis_events(labels),
+            corine=corine_sources(labels),
+            dynamic_world=cover_sources(labels),
+            worldcover=worldcover_sources(labels),
+            events=crisis_events(labels) if events is None else events,
             min_fraction=labels.min_fraction,
             window_days=labels.window_days,
             min_affected_fraction=labels.min_affected_fraction,
@@ -81,21 +72,24 @@ class Annotator:
 
     def cell_labels(self, cell: ChipGeometry) -> dict[str, Any]:
         if cell not in self._cells:
-            self._cells[cell] = self._static_labels(cell)
+            self.prefetch([cell])
         return self._cells[cell]
 
-    def _static_labels(self, cell: ChipGeometry) -> dict[str, Any]:
-        clc = _best(self.corine, cell)
-        cover = _best(self.dynamic_world, cell) or _best(self.worldcover, cell)
-        primary = clc if clc is not None else cover
-        by_label = (
-            to_reference(primary, load_mapping(MAPPING_OF[primary.source])) if primary else {}
+    def prefetch(self, cells: Iterable[ChipGeometry]) -> None:
+        """Compute the static labels of the ``cells`` not known yet, a block at a time, and
+        count their warnings (once per cell, as each cell is computed once per run)."""
+        todo = sorted({c for c in cells if c not in self._cells})
+        found = static_labels(
+            self.corine, self.dynamic_world, self.worldcover, todo, self.min_fraction
         )
-        return {
-            "land_cover": _land_cover(cover),
-            "land_use": _land_use(clc),
-            "labels": labels_above(by_label, self.min_fraction),
-        }
+        self.use(found)
+
+    def use(self, found: Mapping[ChipGeometry, Mapping[str, Any]]) -> None:
+        """Take static labels computed elsewhere (or cached), counting their warnings."""
+        for cell, entry in found.items():
+            for kind, detail in entry["warnings"]:
+                label_warnings.warn(kind, detail)
+            self._cells[cell] = entry["labels"]
 
     def crisis_labels(self, cell: ChipGeometry, acquired: datetime) -> list[dict[str, Any]]:
         out = []
@@ -109,18 +103,6 @@ class Annotator:
                 continue
             out.append(_crisis_entry(event, acquired, phase, fraction))
         return sorted(out, key=lambda c: (c["event_date"], c["event_id"]))
-
-
-def _composites(labels: LabelsConfig) -> list[LabelSource]:
-    """A Dynamic World mode composite when per-scene DW products and a window are configured."""
-    if not labels.dynamic_world_scenes:
-        return []
-    products = [DatedProduct(href, when) for href, when in labels.dynamic_world_scenes]
-    start, end = labels.dynamic_world_window or (
-        min(p.acquired for p in products),
-        max(p.acquired for p in products),
-    )
-    return [DynamicWorldComposite(products, start, end)]
 
 
 def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
@@ -139,57 +121,6 @@ def crisis_events(labels: LabelsConfig) -> list[CrisisEvent]:
     for user in labels.user_events:
         events += read_user_events(user.path, user.on_invalid)
     return events
-
-
-def _best(sources: Sequence[LabelSource], cell: ChipGeometry) -> ClassFractions | None:
-    """The product covering the chip best (least nodata, ties by href, so the result does
-    not depend on the order products are listed); None if none covers it at all."""
-    candidates = []
-    for source in sources:
-        fractions = source.class_fractions(cell)
-        if fractions.nodata_fraction < 1.0:
-            candidates.append(
-                (fractions.nodata_fraction, str(getattr(source, "href", "")), fractions)
-            )
-    return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
-
-
-def _land_cover(cover: ClassFractions | None) -> dict[str, Any]:
-    """Land-cover fractions in reference label names (Dynamic World, else WorldCover)."""
-    if cover is None:
-        return {"source": None, "fractions": {}, "nodata_fraction": 1.0}
-    by_label = to_reference(cover, load_mapping(MAPPING_OF[cover.source]))
-    return {
-        "source": cover.source,
-        "fractions": {k: round(v, 4) for k, v in by_label.items()},
-        "nodata_fraction": round(cover.nodata_fraction, 4),
-        **({"probabilities": _probabilities(cover)} if cover.probabilities else {}),
-    }
-
-
-def _probabilities(cover: ClassFractions) -> dict[str, float]:
-    mapping = load_mapping(MAPPING_OF[cover.source])
-    return {
-        mapping.label_of(v): round(p, 4) for v, p in sorted((cover.probabilities or {}).items())
-    }
-
-
-def _land_use(clc: ClassFractions | None) -> dict[str, Any]:
-    if clc is None:
-        return {"source": None, "classes": [], "nodata_fraction": 1.0}
-    levels = aggregate_levels(clc)
-    classes = sorted(levels["level3"].items(), key=lambda kv: (-kv[1], kv[0]))
-    return {
-        "source": "corine_land_cover_2018",
-        "classes": [
-            {"code": code, "name": clc_by_code(code).name, "fraction": round(frac, 4)}
-            for code, frac in classes
-        ],
-        "level1": {str(k): round(v, 4) for k, v in levels["level1"].items()},
-        "level2": {str(k): round(v, 4) for k, v in levels["level2"].items()},
-        "bigearthnet19": {k: round(v, 4) for k, v in to_bigearthnet19(clc).items()},
-        "nodata_fraction": round(clc.nodata_fraction, 4),
-    }
 
 
 def _subtype(event: CrisisEvent) -> str:

@@ -1,13 +1,14 @@
-"""The contract every label source fulfils: (href, chip geometry) -> class fractions."""
+"""The contract every label source fulfils: (href, chip geometries) -> class fractions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from pipeline.chips.grid import ChipGeometry
+from pipeline.labels import warnings as label_warnings
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ClassFractions:
     fractions: Mapping[int, float]
     nodata_fraction: float = 0.0
     probabilities: Mapping[int, float] | None = None  # mean class probabilities, when known
+    warnings: tuple[tuple[str, str], ...] = ()  # counted warnings (kind, detail) it gave
 
 
 class LabelSource(Protocol):
@@ -33,6 +35,18 @@ class LabelSource(Protocol):
     def name(self) -> str: ...
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions: ...
+
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
+        """``class_fractions`` of many chips (in order), computed a block of grid cells at a
+        time; warnings are returned in ``ClassFractions.warnings``, not reported."""
+        ...
+
+
+def report_warnings(fractions: ClassFractions) -> ClassFractions:
+    """Count the warnings of one result (``pipeline.labels.warnings``) and return it."""
+    for kind, detail in fractions.warnings:
+        label_warnings.warn(kind, detail)
+    return fractions
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ nodata, as do pixels or areas outside the product.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import geopandas as gpd
+import numpy as np
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -19,8 +21,9 @@ from rasterio.warp import transform_bounds
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ConfigError, SourceError
-from pipeline.labels.base import ClassFractions
-from pipeline.labels.raster_fractions import fractions_from_raster
+from pipeline.labels.base import ClassFractions, report_warnings
+from pipeline.labels.raster_blocks import blocks_of
+from pipeline.labels.raster_fractions import as_class_fractions, block_fractions
 from pipeline.labels.taxonomy import clc_classes
 
 VALUE_TYPES = ("grid_code", "clc_code")
@@ -51,15 +54,18 @@ class CorineRaster:
             )
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
+        return report_warnings(self.block_fractions([chip])[0])
+
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
         nodata = DEFAULT_NODATA[self.value_type] if self.nodata is None else self.nodata
-        fractions, nodata_fraction = fractions_from_raster(
+        found = block_fractions(
             self.href,
-            chip,
+            chips,
             nodata_values=nodata,
             value_map=_value_map(self.value_type),
             subpixel_m=self.subpixel_m,
         )
-        return ClassFractions(self.name, fractions, nodata_fraction)
+        return [as_class_fractions(self.name, self.href, f) for f in found]
 
 
 @lru_cache(maxsize=16)
@@ -89,31 +95,46 @@ class CorineVector:
     layer: str | None = None
     name: str = field(default="corine", init=False)
 
-    def _read_chip(self, chip: ChipGeometry) -> gpd.GeoDataFrame:
+    def _read(self, epsg: int, bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        """The features over ``bounds`` (in EPSG ``epsg``), in that CRS."""
         crs = _layer_crs(str(self.path), self.layer)
-        bbox = transform_bounds(f"EPSG:{chip.epsg}", crs.to_wkt(), *chip.bounds, densify_pts=21)
+        bbox = transform_bounds(f"EPSG:{epsg}", crs.to_wkt(), *bounds, densify_pts=21)
         frame = gpd.read_file(self.path, layer=self.layer, bbox=bbox, engine="pyogrio")
         if len(frame) and self.code_field not in frame.columns:
             raise SourceError(
                 f"CORINE vector {self.path!r} has no field {self.code_field!r} "
                 f"(fields: {list(frame.columns)}); pass code_field= (e.g. 'Code_18', 'CODE_18')"
             )
-        return frame.to_crs(epsg=chip.epsg) if len(frame) else frame
+        return frame.to_crs(epsg=epsg) if len(frame) else frame
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
-        frame = self._read_chip(chip)
-        if frame.empty:
+        return self.block_fractions([chip])[0]
+
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
+        """One read per block of grid cells; each chip intersected with the features."""
+        out: dict[int, ClassFractions] = {}
+        for indices in blocks_of(chips):
+            block = [chips[i] for i in indices]
+            bounds = np.array([chip.bounds for chip in block])
+            (minx, miny), (maxx, maxy) = bounds[:, :2].min(axis=0), bounds[:, 2:].max(axis=0)
+            frame = self._read(block[0].epsg, (float(minx), float(miny), float(maxx), float(maxy)))
+            codes = [_code_or_none(v) for v in frame[self.code_field]] if len(frame) else []
+            geoms = shapely.make_valid(frame.geometry.to_numpy()) if len(frame) else None
+            for i, chip in zip(indices, block, strict=True):
+                out[i] = self._fractions(chip, codes, geoms)
+        return [out[i] for i in range(len(chips))]
+
+    def _fractions(self, chip: ChipGeometry, codes: list[int | None], geoms) -> ClassFractions:
+        if not codes:
             return ClassFractions(self.name, {}, 1.0)
         square = shapely.box(*chip.bounds)
         known = {cls.code for cls in clc_classes()}
+        areas = shapely.area(shapely.intersection(geoms, square))
         fractions: dict[int, float] = {}
-        for code_value, geom in zip(frame[self.code_field], frame.geometry, strict=True):
-            code = _code_or_none(code_value)
-            if code not in known or geom is None:
+        for code, geom, area in zip(codes, geoms, areas.tolist(), strict=True):
+            if code not in known or geom is None or not area > 0:
                 continue
-            area = shapely.intersection(shapely.make_valid(geom), square).area
-            if area > 0:
-                fractions[code] = fractions.get(code, 0.0) + area / square.area
+            fractions[code] = fractions.get(code, 0.0) + area / square.area
         total = sum(fractions.values())
         if total > 1.0:
             fractions = {code: frac / total for code, frac in fractions.items()}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from pipeline.chips.grid import ChipGeometry
-from pipeline.labels.base import ClassFractions
+from pipeline.labels.base import ClassFractions, report_warnings
 from pipeline.labels.dynamic_world_composite import mean_probabilities
-from pipeline.labels.raster_fractions import fractions_from_raster
+from pipeline.labels.raster_fractions import as_class_fractions, block_fractions
 from pipeline.labels.taxonomy import dynamic_world_classes
 
 
@@ -23,13 +24,21 @@ class DynamicWorldRaster:
     name: str = field(default="dynamic_world", init=False)
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
-        fractions, nodata_fraction = fractions_from_raster(
+        return report_warnings(self.block_fractions([chip])[0])
+
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
+        found = block_fractions(
             self.href,
-            chip,
+            chips,
             nodata_values=self.nodata,
             value_map={cls.value: cls.value for cls in dynamic_world_classes()},
             band=self.band,
             subpixel_m=self.subpixel_m,
         )
-        probs = mean_probabilities(self.href, chip) if self.probabilities else None
-        return ClassFractions(self.name, fractions, nodata_fraction, probs)
+        out = [as_class_fractions(self.name, self.href, f) for f in found]
+        if not self.probabilities:
+            return out
+        return [
+            replace(f, probabilities=mean_probabilities(self.href, chip))
+            for f, chip in zip(out, chips, strict=True)
+        ]

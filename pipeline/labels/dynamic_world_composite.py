@@ -50,6 +50,10 @@ class DynamicWorldComposite:
                 f"Dynamic World composite window {self.start}..{self.end} is reversed"
             )
 
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
+        """Per chip: the composite is a per-pixel mode over the scenes (not vectorised)."""
+        return [self.class_fractions(chip) for chip in chips]
+
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
         stack = [
             warp_band(p.href, chip, self.label_band)

@@ -1,20 +1,21 @@
-"""Area-weighted class fractions of a categorical raster over one chip square.
+"""Area-weighted class fractions of a categorical raster over chip squares.
 
-Two methods, chosen automatically:
+Two methods, chosen automatically (``pipeline.labels.raster_blocks`` does the counting, a
+block of chips at a time):
 
 * ``exact``: the raster is in the chip CRS and north-up (any resolution, any
   offset). Each source pixel gets the exact area of its overlap with the chip
   square, computed separably (x overlap times y overlap). No resampling error.
-* ``warp``: anything else (e.g. CORINE at 100 m in EPSG:3035 vs a chip in UTM).
-  The covering source window is read once and warped with nearest neighbour onto
-  a fine sub-grid of the chip (``subpixel_m``, 2 m -> 600 x 600 by default), and
-  the sub-pixels are counted. Nearest on a fine grid samples each sub-pixel
-  centre, so the count converges to the true overlap area; the error is confined
-  to a half sub-pixel strip along class edges (< 1 % of a chip for 100 m
-  classes). Averaging resamplers (mode, average) would blur or vote classes away.
+* ``warp``: anything else (e.g. CORINE at 100 m in EPSG:3035 vs a chip in UTM). Each
+  chip is sampled (nearest product pixel) at the centres of a fine sub-grid
+  (``subpixel_m``, 2 m -> 600 x 600 by default) and the sub-pixels are counted. The count
+  converges to the true overlap area; the error is confined to a half sub-pixel strip
+  along class edges (< 1 % of a chip for 100 m classes). Averaging resamplers (mode,
+  average) would blur or vote classes away.
 
 Fractions are sums of whole weights (chip-area m², or sub-pixel counts) divided once by
-the total, so they are the same bits whatever the CPU (no per-pixel fractions summed).
+the total, so they are the same bits whatever the CPU (no per-pixel fractions summed), and
+a chip's fractions do not depend on the other chips computed with it.
 
 Pixels outside the raster, pixels equal to the dataset nodata or to
 ``nodata_values``, and (when ``value_map`` is given) raw values absent from
@@ -26,24 +27,21 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
-from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window
 
 from pipeline.chips.grid import ChipGeometry
 from pipeline.errors import ChipReadError, ConfigError, SourceError
 from pipeline.labels import warnings as label_warnings
-from pipeline.sources.redact import redact
+from pipeline.labels.base import ClassFractions
+from pipeline.labels.raster_blocks import Tallies, blocks_of, exact_block, sampled_block
 
-_OUTSIDE = np.iinfo(np.int32).min
 _READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"  # no directory listings / sidecar probes over HTTP
 METHODS = ("auto", "exact", "warp")
 
@@ -62,110 +60,24 @@ def open_dataset(href: str) -> rasterio.io.DatasetReader:
         ) from exc
 
 
+@dataclass(frozen=True)
+class ChipFractions:
+    """Fractions of one chip, and the raw values found outside the taxonomy (if any)."""
+
+    fractions: dict[int, float]
+    nodata_fraction: float
+    unknown: tuple[int, ...] = ()
+
+    def warning(self, href: str) -> tuple[str, str] | None:
+        """The counted warning (kind, detail) this chip's unknown values give, if any."""
+        return (
+            ("unknown class code", f"{href} values {list(self.unknown)}") if self.unknown else None
+        )
+
+
 def _is_north_up(ds: rasterio.io.DatasetReader) -> bool:
     t = ds.transform
     return t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0
-
-
-def _axis_overlap(start: float, step: float, n0: int, n1: int, lo: float, hi: float) -> np.ndarray:
-    """Overlap length of pixels ``n0..n1-1`` (edges ``start + i*step``) with ``[lo, hi]``."""
-    edges = start + step * np.arange(n0, n1 + 1, dtype=np.float64)
-    a, b = np.minimum(edges[:-1], edges[1:]), np.maximum(edges[:-1], edges[1:])
-    return np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)
-
-
-def _covering_window(ds, bounds: tuple[float, float, float, float], pad: int) -> Window | None:
-    """Window of ``ds`` pixels covering ``bounds`` (in the raster CRS), clipped to the raster."""
-    minx, miny, maxx, maxy = bounds
-    inverse = ~ds.transform
-    corners = [inverse @ xy for xy in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))]
-    cols, rows = zip(*corners, strict=True)
-    col0 = max(math.floor(min(cols) + 1e-9) - pad, 0)
-    row0 = max(math.floor(min(rows) + 1e-9) - pad, 0)
-    col1 = min(math.ceil(max(cols) - 1e-9) + pad, ds.width)
-    row1 = min(math.ceil(max(rows) - 1e-9) + pad, ds.height)
-    if col1 <= col0 or row1 <= row0:
-        return None
-    return Window(col0, row0, col1 - col0, row1 - row0)
-
-
-def _read(ds, band: int, window: Window, href: str) -> np.ndarray:
-    try:
-        return ds.read(band, window=window).astype(np.int64)
-    except (RasterioIOError, IndexError) as exc:
-        raise ChipReadError(
-            f"cannot read band {band} of label raster {redact(href)!r}: {redact(str(exc))}"
-        ) from exc
-
-
-def _exact_weights(ds, chip: ChipGeometry, band: int, href: str) -> tuple[np.ndarray, np.ndarray]:
-    """Raw values and their exact overlap areas with the chip (m²)."""
-    minx, miny, maxx, maxy = chip.bounds
-    win = _covering_window(ds, chip.bounds, pad=0)
-    if win is None:
-        return np.empty(0, np.int64), np.empty(0)
-    t = ds.transform
-    c0, r0 = int(win.col_off), int(win.row_off)
-    ox = _axis_overlap(t.c, t.a, c0, c0 + int(win.width), minx, maxx)
-    oy = _axis_overlap(t.f, t.e, r0, r0 + int(win.height), miny, maxy)
-    return _read(ds, band, win, href).ravel(), np.outer(oy, ox).ravel()
-
-
-def _warped_weights(
-    ds, chip: ChipGeometry, band: int, href: str, subpixel_m: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw values of a nearest-neighbour warp onto a ``subpixel_m`` sub-grid, weight 1 each."""
-    n = round(chip.size_m / subpixel_m)
-    if n < 1 or not math.isclose(n * subpixel_m, chip.size_m):
-        raise ConfigError(f"subpixel_m={subpixel_m} must divide the chip size {chip.size_m} m")
-    chip_crs = CRS.from_epsg(chip.epsg)
-    src_bounds = transform_bounds(chip_crs, ds.crs, *chip.bounds, densify_pts=21)
-    win = _covering_window(ds, src_bounds, pad=2)
-    if win is None:
-        return np.empty(0, np.int64), np.empty(0)
-    src = _read(ds, band, win, href).astype(np.int32)
-    dst = np.full((n, n), _OUTSIDE, dtype=np.int32)
-    minx, _, _, maxy = chip.bounds
-    dst_transform = Affine(subpixel_m, 0.0, minx, 0.0, -subpixel_m, maxy)
-    reproject(
-        src,
-        dst,
-        src_transform=ds.transform @ Affine.translation(win.col_off, win.row_off),
-        src_crs=ds.crs,
-        src_nodata=None,
-        dst_transform=dst_transform,
-        dst_crs=chip_crs,
-        dst_nodata=_OUTSIDE,
-        resampling=Resampling.nearest,
-    )
-    values = dst.ravel().astype(np.int64)
-    return values, np.ones(values.size)
-
-
-def _tally(
-    values: np.ndarray,
-    weights: np.ndarray,
-    total: float,
-    nodata: set[int],
-    value_map: Mapping[int, int] | None,
-    unknown: set[int] | None = None,
-) -> tuple[dict[int, float], float]:
-    """Weight per class summed first, then divided once by ``total`` (the chip's weight)."""
-    sums_by_key: dict[int, float] = {}
-    uniq, inverse = np.unique(values, return_inverse=True)
-    sums = np.bincount(inverse.ravel(), weights=weights, minlength=uniq.size)
-    for raw, weight in zip(uniq.tolist(), sums.tolist(), strict=True):
-        if raw == _OUTSIDE or raw in nodata or weight <= 0:
-            continue
-        if value_map is not None and raw not in value_map:
-            if unknown is not None:
-                unknown.add(int(raw))
-            continue
-        key = value_map[raw] if value_map is not None else raw
-        sums_by_key[key] = sums_by_key.get(key, 0.0) + weight
-    fractions = {key: weight / total for key, weight in sorted(sums_by_key.items())}
-    nodata_fraction = min(max((total - sum(sums_by_key.values())) / total, 0.0), 1.0)
-    return fractions, nodata_fraction
 
 
 def _use_exact(ds, chip: ChipGeometry, method: str) -> bool:
@@ -175,6 +87,74 @@ def _use_exact(ds, chip: ChipGeometry, method: str) -> bool:
     if method == "exact" and not same:
         raise ConfigError("method='exact' needs a north-up raster in the chip CRS; use 'auto'")
     return method == "exact" or (method == "auto" and same)
+
+
+def tally(
+    raws: np.ndarray,
+    sums: np.ndarray,
+    total: float,
+    nodata: set[int],
+    value_map: Mapping[int, int] | None,
+) -> ChipFractions:
+    """Weight per class summed first (raw values in sorted order), then divided once by
+    ``total`` (the chip's weight)."""
+    sums_by_key: dict[int, float] = {}
+    unknown = []
+    for raw, weight in zip(raws.tolist(), sums.tolist(), strict=True):
+        if raw in nodata or weight <= 0:
+            continue
+        if value_map is not None and raw not in value_map:
+            unknown.append(int(raw))
+            continue
+        key = value_map[raw] if value_map is not None else raw
+        sums_by_key[key] = sums_by_key.get(key, 0.0) + weight
+    fractions = {key: weight / total for key, weight in sorted(sums_by_key.items())}
+    nodata_fraction = min(max((total - sum(sums_by_key.values())) / total, 0.0), 1.0)
+    return ChipFractions(fractions, nodata_fraction, tuple(unknown))
+
+
+def block_fractions(
+    href: str,
+    chips: Sequence[ChipGeometry],
+    *,
+    nodata_values: Iterable[int] = (),
+    value_map: Mapping[int, int] | None = None,
+    band: int = 1,
+    subpixel_m: float = 2.0,
+    method: str = "auto",
+    on_unknown: str = "warn",
+) -> list[ChipFractions]:
+    """``ChipFractions`` of every chip (in order), a block of grid cells per read.
+
+    Raw values missing from ``value_map`` are counted as nodata and returned in
+    ``ChipFractions.unknown`` (``on_unknown="warn"``; the caller reports them) or raise a
+    ``SourceError`` (``"error"``).
+    """
+    ds = open_dataset(str(href))
+    if ds.crs is None:
+        raise ChipReadError(f"label raster {href!r} has no CRS; assign one (gdal_edit.py -a_srs)")
+    nodata = {int(v) for v in nodata_values}
+    if ds.nodata is not None and not math.isnan(ds.nodata):
+        nodata.add(int(ds.nodata))
+    out: list[ChipFractions | None] = [None] * len(chips)
+    for indices in blocks_of(chips):
+        block = [chips[i] for i in indices]
+        tallies = _tallies(ds, block, band, str(href), subpixel_m, method)
+        for row, i in enumerate(indices):
+            found = tally(tallies.raws, tallies.sums[row], tallies.total, nodata, value_map)
+            out[i] = found
+            if found.unknown and on_unknown == "error":
+                raise SourceError(
+                    f"{href} has values {list(found.unknown)} outside its taxonomy (chip "
+                    f"{chips[i].cell_id}); check the product's value_type or its legend"
+                )
+    return [f for f in out if f is not None]
+
+
+def _tallies(ds, block, band: int, href: str, subpixel_m: float, method: str) -> Tallies:
+    if _use_exact(ds, block[0], method):
+        return exact_block(ds, block, band, href)
+    return sampled_block(ds, block, band, href, subpixel_m)
 
 
 def fractions_from_raster(
@@ -188,34 +168,34 @@ def fractions_from_raster(
     method: str = "auto",
     on_unknown: str = "warn",
 ) -> tuple[dict[int, float], float]:
-    """(class value -> fraction of the chip area, nodata fraction) of a categorical raster.
+    """(class value -> fraction of the chip area, nodata fraction) of one chip.
 
     ``value_map`` renames raw values (e.g. CORINE grid code 12 -> CLC code 211); raw
     values missing from it are counted as nodata and reported: a counted warning
     (``on_unknown="warn"``) or a ``SourceError`` (``"error"``). ``method`` is ``"auto"``,
-    ``"exact"`` or ``"warp"``.
+    ``"exact"`` or ``"warp"``. Many chips: ``block_fractions``.
     """
-    ds = open_dataset(str(href))
-    if ds.crs is None:
-        raise ChipReadError(f"label raster {href!r} has no CRS; assign one (gdal_edit.py -a_srs)")
-    nodata = {int(v) for v in nodata_values}
-    if ds.nodata is not None and not math.isnan(ds.nodata):
-        nodata.add(int(ds.nodata))
-    if _use_exact(ds, chip, method):
-        values, weights = _exact_weights(ds, chip, band, str(href))
-        total = chip.size_m * chip.size_m
-    else:
-        values, weights = _warped_weights(ds, chip, band, str(href), subpixel_m)
-        total = float(round(chip.size_m / subpixel_m) ** 2)
-    unknown: set[int] = set()
-    result = _tally(values, weights, total, nodata, value_map, unknown)
-    if unknown:
-        _report_unknown(str(href), chip, sorted(unknown), on_unknown)
-    return result
+    (result,) = block_fractions(
+        href,
+        [chip],
+        nodata_values=nodata_values,
+        value_map=value_map,
+        band=band,
+        subpixel_m=subpixel_m,
+        method=method,
+        on_unknown=on_unknown,
+    )
+    report(result.warning(str(href)))
+    return result.fractions, result.nodata_fraction
 
 
-def _report_unknown(href: str, chip: ChipGeometry, values: list[int], on_unknown: str) -> None:
-    detail = f"{href} has values {values} outside its taxonomy (chip {chip.cell_id})"
-    if on_unknown == "error":
-        raise SourceError(f"{detail}; check the product's value_type or its legend")
-    label_warnings.warn("unknown class code", f"{href} values {values}")
+def as_class_fractions(source: str, href: str, found: ChipFractions) -> ClassFractions:
+    warning = found.warning(href)
+    return ClassFractions(
+        source, found.fractions, found.nodata_fraction, warnings=(warning,) if warning else ()
+    )
+
+
+def report(warning: tuple[str, str] | None) -> None:
+    if warning is not None:
+        label_warnings.warn(*warning)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pipeline.chips.grid import ChipGeometry
-from pipeline.labels.base import ClassFractions
-from pipeline.labels.raster_fractions import fractions_from_raster
+from pipeline.labels.base import ClassFractions, report_warnings
+from pipeline.labels.raster_fractions import as_class_fractions, block_fractions
 from pipeline.labels.taxonomy import taxonomy_classes
 
 
@@ -26,11 +27,14 @@ class WorldCoverRaster:
     name: str = field(default="worldcover", init=False)
 
     def class_fractions(self, chip: ChipGeometry) -> ClassFractions:
-        fractions, nodata_fraction = fractions_from_raster(
+        return report_warnings(self.block_fractions([chip])[0])
+
+    def block_fractions(self, chips: Sequence[ChipGeometry]) -> list[ClassFractions]:
+        found = block_fractions(
             self.href,
-            chip,
+            chips,
             nodata_values=self.nodata,
             value_map={v: v for v in worldcover_values()},
             subpixel_m=self.subpixel_m,
         )
-        return ClassFractions(self.name, fractions, nodata_fraction)
+        return [as_class_fractions(self.name, self.href, f) for f in found]

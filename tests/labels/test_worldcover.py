@@ -67,7 +67,7 @@ def test_annotator_falls_back_to_worldcover(tmp_path):
     labels = annotator.cell_labels(CHIP)
     assert labels["land_cover"]["source"] == "worldcover"
     assert labels["land_cover"]["fractions"] == {"water": 0.25, "trees": 0.25, "crops": 0.5}
-    assert labels["labels"] == ("water", "trees", "crops")
+    assert labels["labels"] == ["water", "trees", "crops"]
 
 
 def test_unknown_class_codes_are_counted_or_raised(tmp_path):
