@@ -40,6 +40,9 @@ class UnverifiableAssetError(SourceError):
         self.location = location
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # raised on workers, pickled back
+        return type(self), (self.location, self.reason)
+
 
 def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, Any]:
     """sha256 and size of a local file; ETag and size of a remote one (HEAD request, retried
