@@ -71,8 +71,10 @@ def cluster_slot(host: str, limit: int) -> Iterator[None]:
     try:
         with semaphore:
             yield
-    finally:
-        semaphore.close()
+    finally:  # only this handle's lease refresh: ``close()`` would end everyone's leases
+        refresh = getattr(semaphore, "refresh_callback", None)
+        if refresh is not None:
+            refresh.stop()
 
 
 @contextlib.contextmanager
