@@ -28,10 +28,11 @@ from pipeline.config import RunConfig, SourceConfig
 from pipeline.engine.slots import ProviderLimits
 from pipeline.errors import SourceError
 from pipeline.progress import progress
+from pipeline.sources import fingerprint as fingerprints
 from pipeline.sources.access import fingerprint_href
 from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
-from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
+from pipeline.sources.fingerprint import FileKey, UnverifiableAssetError, fingerprint
 from pipeline.sources.redact import redact
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, write_json_atomic
@@ -81,11 +82,16 @@ class SceneJob:
     limits: ProviderLimits
 
 
-def cut_scene(
-    job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]
-) -> tuple[str, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class SceneCut:
+    inputs: str  # the inputs digest naming the scene's work files
+    rows: list[dict[str, Any]]  # one per planned chip
+    hashes: dict[FileKey, str]  # sha256 of the local assets, so the lock need not hash them
+
+
+def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> SceneCut:
     """On a worker: fingerprint the scene's assets and cut its chips (or find them cut by an
-    earlier run), holding a slot of each provider it reads from. Returns (inputs, rows)."""
+    earlier run), holding a slot of each provider it reads from."""
     hrefs = [a.href for a in scene.assets.values()]
     reads = [job.resolve(h) for h in hrefs]
     prints = [asset_location(h, job.source.asset_base, job.source.items.parent) for h in hrefs]
@@ -94,7 +100,7 @@ def cut_scene(
         rows = extract_scene(
             scene, chips, job.rules, job.chip_dir, job.resolve, inputs, job.source.retry
         )
-    return inputs, rows
+    return SceneCut(inputs, rows, fingerprints.remembered(prints))
 
 
 def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
@@ -148,9 +154,11 @@ def _run(
             futures[pool.submit(cut_scene, job, scene, chips)] = (scene.item_id, len(chips))
         for future in cf.as_completed(futures):
             item_id, n = futures[future]
-            inputs, scene_rows = _result(item_id, future, on_error, failed)
-            if inputs:
-                current[item_id] = inputs
+            cut = _result(item_id, future, on_error, failed)
+            scene_rows = cut.rows if cut else []
+            if cut:
+                current[item_id] = cut.inputs
+                fingerprints.remember(cut.hashes)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.update(n, kept_s1=kept["s1"], kept_s2=kept["s2"], scenes=len(current))
@@ -169,18 +177,18 @@ def failed_scenes_path(work: Path) -> Path:
 
 def _result(
     item_id: str, future: cf.Future, on_error: str, failed: dict[str, str]
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """A scene's inputs digest and chip rows; an unreadable scene raises, or with
-    ``on_error: skip`` is recorded (no digest, no rows)."""
+) -> SceneCut | None:
+    """A scene cut (or resumed); an unreadable scene raises, or with ``on_error: skip`` is
+    recorded (``None``)."""
     try:
-        inputs, rows = future.result()
-        return inputs, list(rows)
+        cut: SceneCut = future.result()
+        return cut
     except SourceError as exc:
         if on_error != "skip":
             raise
         failed[item_id] = redact(str(exc))
         log.warning("skipped scene %s: %s", item_id, failed[item_id])
-        return None, []
+        return None
 
 
 def write_chip_index(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -153,3 +153,34 @@ def test_external_scheduler_and_worker_write_the_serial_bytes(
         files = build_with(run_config, tiny_archive, tmp_path / "corpus", {})
     assert f"Dask scheduler {address} (from {SCHEDULER_ENV}): 2 worker(s)" in caplog.text
     assert_same(files, serial_corpus)
+
+
+def test_the_lock_reuses_the_asset_hashes_the_workers_took(
+    tiny_archive, run_config, tmp_path, monkeypatch
+):
+    """Workers hash the local assets to key their work files and hand the hashes back, so
+    the build process does not hash every asset a second time for ``corpus.lock``."""
+    from collections import OrderedDict
+
+    from pipeline.build import stage_chips, stage_search
+    from pipeline.sources import fingerprint as fingerprints
+    from pipeline.sources.assets import asset_location
+    from pipeline.sources.select import read_scenes
+
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    monkeypatch.setattr(fingerprints, "_HASHES", OrderedDict())  # forget earlier builds
+    out = tmp_path / "corpus"
+    config = load_config(
+        run_config(tmp_path / "run.yaml", tiny_archive, out, engine={"n_workers": 2})
+    )
+    scenes = read_scenes(stage_search(config))
+    src = config.source
+    assets = {
+        asset_location(a.href, src.asset_base, src.items.parent)
+        for s in scenes
+        for a in s.assets.values()
+    }
+    assert len(assets) > 10 and all(Path(a).is_file() for a in assets)
+    assert fingerprints.remembered(assets) == {}
+    stage_chips(config, out / "work" / "scenes.parquet")
+    assert {key[0] for key in fingerprints.remembered(assets)} == assets
