@@ -88,9 +88,7 @@ def run_build(config: Path, report: Path, token: str, kill: list | None = None) 
 
 def build_config(run_config, archive: Path, out: Path) -> Path:
     output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
-    return run_config(
-        out.parent / "run.yaml", archive, out, engine={"n_workers": 2}, output=output
-    )
+    return run_config(out.parent / "run.yaml", archive, out, engine={"n_workers": 2}, output=output)
 
 
 @pytest.fixture(scope="module")
