@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import engine
 from pipeline.captions.stage import caption_chips
 from pipeline.chips.stage import extract_chips
 from pipeline.config import RunConfig
@@ -136,7 +137,7 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
 
 def build(config: RunConfig) -> dict[str, Any]:
     """Run every stage in order; returns the corpus summary."""
-    with corpus_writer(config.output.dir):
+    with corpus_writer(config.output.dir), engine.session(config):
         scenes = stage_search(config)
         chips = stage_chips(config, scenes)
         records = stage_captions(config, chips)
@@ -176,7 +177,7 @@ def stage_refresh_scenes(config: RunConfig) -> RefreshPlan:
 
 def refresh(config: RunConfig) -> RefreshReport:
     """Add the scenes and crisis events that appeared since the last build; new version."""
-    with corpus_writer(config.output.dir):
+    with corpus_writer(config.output.dir), engine.session(config):
         plan = stage_refresh_scenes(config)
         if plan.is_empty:
             return RefreshReport(plan, None)
@@ -208,7 +209,7 @@ def rebuild(
     lock = read_lock(lock_path)
     lock_dir = Path(lock_path) if Path(lock_path).is_dir() else Path(lock_path).parent
     config = config_from_lock(lock, out or lock_dir)
-    with corpus_writer(config.output.dir) as held:
+    with corpus_writer(config.output.dir) as held, engine.session(config):
         return _rebuild(config, held, lock, lock_path, allow_drift)
 
 

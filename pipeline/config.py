@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.engine.settings import EngineConfig, parse_engine
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
 from pipeline.sources.band_values import parse_table
@@ -59,7 +60,6 @@ SearchConfig = SearchQuery  # the search section is validated straight into the 
 class ChipsConfig:
     max_nodata_fraction: float = 0.05
     max_cloud_fraction: float = 0.10
-    workers: int = 1
     on_error: str = "raise"  # a scene whose assets cannot be read: "raise" or "skip" (recorded)
 
 
@@ -133,9 +133,13 @@ class RunConfig:
     output: OutputConfig
     archive: Path | None = None
     selection: SelectionRules = field(default_factory=SelectionRules)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # how it runs, not what it makes
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The recipe: everything but ``engine`` (the outputs do not depend on it)."""
+        data = asdict(self)
+        data.pop("engine")
+        return dict(json.loads(json.dumps(data, default=str)))
 
     def digest(self) -> str:
         """A hash of everything that changes the corpus (the output directory excluded)."""
@@ -186,15 +190,19 @@ def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
     archive_meta = _read_archive_manifest(archive) if archive else None
     source = _source(raw["source"], base, archive, path)
     known = known_collections(source.kind, source.api, SUPPORTED_COLLECTIONS)
+    chips = dict(raw.get("chips", {}))
+    engine = parse_engine(raw.get("engine", {}), chips, str(path))
+    chips.pop("workers", None)  # deprecated: engine.n_workers
     config = RunConfig(
         name=raw["name"],
         source=source,
         search=_search(raw["search"], path, known),
-        chips=ChipsConfig(**raw.get("chips", {})),
+        chips=ChipsConfig(**chips),
         labels=_labels(raw.get("labels", {}), base, archive, archive_meta),
         output=_output(raw["output"], base),
         archive=archive,
         selection=parse_selection(raw.get("selection", {}), archive_meta, str(path)),
+        engine=engine,
     )
     _check_files_exist(config, path)
     _check_ems_dates(config, path)
@@ -221,6 +229,8 @@ def _source(raw: dict[str, Any], base: Path, archive: Path | None, path: Path) -
         raise ConfigError(f"{path}: source.items is required when no `archive:` is given")
     api = parse_api_settings(raw, base, str(path)) if raw["kind"] != "geoparquet" else None
     asset_base = raw.get("asset_base", "serve" if raw["kind"] == "geoparquet" else str(base))
+    if asset_base != "serve" and "://" not in asset_base:  # a directory: not the cwd's
+        asset_base = str(_resolve(base, asset_base))
     return SourceConfig(
         kind=raw["kind"],
         items=items,

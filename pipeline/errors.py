@@ -27,3 +27,7 @@ class CorpusError(PipelineError):
 
 class StorageError(PipelineError):
     """The output cannot be written: disk full, read-only or unwritable, or not a directory."""
+
+
+class EngineError(PipelineError):
+    """The build's Dask cluster cannot be reached or cannot run the build's work."""

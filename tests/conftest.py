@@ -49,7 +49,7 @@ def write_run_config(path: Path, archive: Path, out: Path, **overrides) -> Path:
             "collections": ["sentinel-2-l2a", "sentinel-1-grd"],
             "datetime": "2020-01-01/2023-12-31",
         },
-        "chips": {"max_nodata_fraction": 0.05, "max_cloud_fraction": 0.1, "workers": 1},
+        "chips": {"max_nodata_fraction": 0.05, "max_cloud_fraction": 0.1},
         "labels": {"min_fraction": 0.05, "crisis": {"window_days": {"flood": 12, "wildfire": 365}}},
         "output": {"dir": str(out), "shard_size": 8},
     }

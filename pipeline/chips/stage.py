@@ -1,18 +1,21 @@
-"""The chip stage over all scenes: plan, fingerprint, read and quality-check, with progress
-and resume (a scene is cut again only when something it is cut from changed)."""
+"""The chip stage over all scenes: plan here, then fingerprint, read and quality-check each
+scene on the build's engine (a scene is the unit of work), with progress in chips and resume
+(a scene is cut again only when something it is cut from changed)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import engine
 from pipeline.chips.extract import (
     CHIP_COLUMNS,
     QualityRules,
@@ -20,58 +23,84 @@ from pipeline.chips.extract import (
     inputs_digest,
     scene_outputs,
 )
-from pipeline.chips.plan import plan_scene
-from pipeline.chips.workers import worker_pool
-from pipeline.config import ChipsConfig, RunConfig, SourceConfig
+from pipeline.chips.plan import PlannedChip, plan_scene
+from pipeline.config import RunConfig, SourceConfig
+from pipeline.engine.slots import ProviderLimits
 from pipeline.errors import SourceError
 from pipeline.progress import progress
+from pipeline.sources import fingerprint as fingerprints
 from pipeline.sources.access import fingerprint_href
 from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
-from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
+from pipeline.sources.fingerprint import FileKey, UnverifiableAssetError, fingerprint
 from pipeline.sources.redact import redact
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-Job = tuple[str | None, cf.Future]  # (inputs digest, future rows); no digest: failed early
-Submit = Callable[[cf.Executor, Scene], Job]
+Planned = tuple[Scene, "list[PlannedChip] | SourceError"]  # a scene, its chips or why none
 
 
 def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     """Chip every scene in ``scenes_path``; write ``work/chips.parquet`` (one row per chip)."""
-    scenes = read_scenes(scenes_path)
+    planned = [_plan(scene, config) for scene in read_scenes(scenes_path)]
     chip_dir = work / "chips"
     failed: dict[str, str] = {}
     source = config.source
     with asset_resolver(source.asset_base, source.items.parent) as resolve:
-        submit = _submitter(config, chip_dir, resolve)
-        rows, current = _run(scenes, submit, config.chips, failed)
+        job = SceneJob(_rules(config), chip_dir, resolve, source, engine.provider_limits(config))
+        with engine.executor(config) as pool:
+            rows, current = _run(pool, job, planned, config.chips.on_error, failed)
     write_json_atomic(failed_scenes_path(work), failed)
     out = write_chip_index(work / "chips.parquet", rows)
     remove_stale_work_files(chip_dir, current)
     return out
 
 
-def _submitter(config: RunConfig, chip_dir: Path, resolve: Resolver) -> Submit:
-    """Plan and fingerprint a scene here, then hand its reading to the pool; a scene that
-    cannot be planned or fingerprinted becomes a failed job (``chips.on_error`` decides)."""
-    rules = QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
+def _rules(config: RunConfig) -> QualityRules:
+    return QualityRules(config.chips.max_nodata_fraction, config.chips.max_cloud_fraction)
 
-    def submit(pool: cf.Executor, scene: Scene) -> Job:
-        try:
-            chips = plan_scene(scene, config.search.bbox)
-            inputs = inputs_digest(scene, chips, rules, asset_fingerprints(scene, config.source))
-        except SourceError as exc:
-            failed: cf.Future = cf.Future()
-            failed.set_exception(exc)
-            return None, failed
-        return inputs, pool.submit(
-            extract_scene, scene, chips, rules, chip_dir, resolve, inputs, config.source.retry
+
+def _plan(scene: Scene, config: RunConfig) -> Planned:
+    """The scene's chips; a scene that cannot be planned fails (``chips.on_error`` decides)."""
+    try:
+        return scene, plan_scene(scene, config.search.bbox)
+    except SourceError as exc:
+        return scene, exc
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """What a worker needs to cut a scene, by value: a worker may run on another machine
+    (the paths must be shared, credentials come from the worker's environment)."""
+
+    rules: QualityRules
+    chip_dir: Path
+    resolve: Resolver
+    source: SourceConfig
+    limits: ProviderLimits
+
+
+@dataclass(frozen=True)
+class SceneCut:
+    inputs: str  # the inputs digest naming the scene's work files
+    rows: list[dict[str, Any]]  # one per planned chip
+    hashes: dict[FileKey, str]  # sha256 of the local assets, so the lock need not hash them
+
+
+def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> SceneCut:
+    """On a worker: fingerprint the scene's assets and cut its chips (or find them cut by an
+    earlier run), holding a slot of each provider it reads from."""
+    hrefs = [a.href for a in scene.assets.values()]
+    reads = [job.resolve(h) for h in hrefs]
+    prints = [asset_location(h, job.source.asset_base, job.source.items.parent) for h in hrefs]
+    with job.limits.hold([*reads, *prints]):
+        inputs = inputs_digest(scene, chips, job.rules, asset_fingerprints(scene, job.source))
+        rows = extract_scene(
+            scene, chips, job.rules, job.chip_dir, job.resolve, inputs, job.source.retry
         )
-
-    return submit
+    return SceneCut(inputs, rows, fingerprints.remembered(prints))
 
 
 def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
@@ -104,23 +133,42 @@ def _fingerprint(location: str, source: SourceConfig, what: str) -> dict[str, An
 
 
 def _run(
-    scenes: list[Scene],
-    submit: Submit,
-    chips: ChipsConfig,
+    pool: cf.Executor,
+    job: SceneJob,
+    planned: list[Planned],
+    on_error: str,
     failed: dict[str, str],
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Every chip row, and item id -> inputs digest of each scene cut or resumed."""
+    """Every chip row, and item id -> inputs digest of each scene cut or resumed; progress
+    in chips as scenes complete, in any order (rows are sorted by key when written)."""
     rows: list[dict[str, Any]] = []
+    current: dict[str, str] = {}
     kept: Counter[str] = Counter()
-    with worker_pool(chips.workers) as pool, progress(len(scenes), "scene", "chips") as bar:
-        jobs = {s.item_id: submit(pool, s) for s in scenes}
-        for item_id, (_, future) in jobs.items():
-            scene_rows = _result(item_id, future, chips.on_error, failed)
+    total = sum(len(chips) for _, chips in planned if isinstance(chips, list))
+    with progress(total, "chip", "chips") as bar:
+        futures = {}
+        for scene, chips in planned:
+            if isinstance(chips, SourceError):
+                _result(scene.item_id, _failed(chips), on_error, failed)
+                continue
+            futures[pool.submit(cut_scene, job, scene, chips)] = (scene.item_id, len(chips))
+        for future in cf.as_completed(futures):
+            item_id, n = futures[future]
+            cut = _result(item_id, future, on_error, failed)
+            scene_rows = cut.rows if cut else []
+            if cut:
+                current[item_id] = cut.inputs
+                fingerprints.remember(cut.hashes)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
-            bar.update(1, kept_s1=kept["s1"], kept_s2=kept["s2"], seen=len(rows))
-    current = {i: inputs for i, (inputs, _) in jobs.items() if inputs and i not in failed}
+            bar.update(n, kept_s1=kept["s1"], kept_s2=kept["s2"], scenes=len(current))
     return rows, current
+
+
+def _failed(exc: BaseException) -> cf.Future:
+    future: cf.Future = cf.Future()
+    future.set_exception(exc)
+    return future
 
 
 def failed_scenes_path(work: Path) -> Path:
@@ -129,16 +177,18 @@ def failed_scenes_path(work: Path) -> Path:
 
 def _result(
     item_id: str, future: cf.Future, on_error: str, failed: dict[str, str]
-) -> list[dict[str, Any]]:
-    """A scene's chip rows; an unreadable scene raises, or with ``on_error: skip`` is recorded."""
+) -> SceneCut | None:
+    """A scene cut (or resumed); an unreadable scene raises, or with ``on_error: skip`` is
+    recorded (``None``)."""
     try:
-        return list(future.result())
+        cut: SceneCut = future.result()
+        return cut
     except SourceError as exc:
         if on_error != "skip":
             raise
         failed[item_id] = redact(str(exc))
         log.warning("skipped scene %s: %s", item_id, failed[item_id])
-        return []
+        return None
 
 
 def write_chip_index(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

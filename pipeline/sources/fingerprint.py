@@ -12,8 +12,10 @@ missing local file. A band rendered by Sentinel Hub is pinned by its process req
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,10 @@ from pipeline.sources.settings import RetryPolicy
 
 CHUNK = 1 << 20
 GONE = (404, 410)
+MAX_REMEMBERED = 1 << 16
+FileKey = tuple[str, int, int, int, int]  # resolved path, size, mtime_ns, inode, ctime_ns
+_HASHES: OrderedDict[FileKey, str] = OrderedDict()  # the sha256 of each file key, LRU
+_HASHES_LOCK = threading.Lock()
 
 
 class UnverifiableAssetError(SourceError):
@@ -40,6 +46,9 @@ class UnverifiableAssetError(SourceError):
         self.location = location
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # raised on workers, pickled back
+        return type(self), (self.location, self.reason)
+
 
 def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, Any]:
     """sha256 and size of a local file; ETag and size of a remote one (HEAD request, retried
@@ -52,11 +61,13 @@ def fingerprint(location: str, retry: RetryPolicy | None = None) -> dict[str, An
     path = Path(location.removeprefix("file://"))
     if not path.is_file():
         return {"missing": True}
+    key = file_key(path)
+    return {"sha256": _file_sha256(key), "size": key[1]}
+
+
+def file_key(path: Path) -> FileKey:
     st = path.stat()
-    sha256 = _file_sha256(
-        str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-    )
-    return {"sha256": sha256, "size": st.st_size}
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _render_fingerprint(location: str) -> dict[str, Any]:
@@ -70,15 +81,38 @@ def _render_fingerprint(location: str) -> dict[str, Any]:
     return {"rendered_by": "sentinelhub", "request_sha256": digest}
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _file_sha256(path: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
+def _file_sha256(key: FileKey) -> str:
     """sha256 of a file, hashed once per process while its size, times and inode stay put
     (the chip stage and the lock of one build fingerprint the same assets)."""
+    with _HASHES_LOCK:
+        if key in _HASHES:
+            _HASHES.move_to_end(key)
+            return _HASHES[key]
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(key[0], "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
+    remember({key: digest.hexdigest()})
     return digest.hexdigest()
+
+
+def remembered(locations: Iterable[str]) -> dict[FileKey, str]:
+    """The hashes this process holds of the local files at ``locations`` as they are now
+    (a worker hands them to the build process, which then need not hash them again)."""
+    keys = [file_key(p) for loc in locations if (p := Path(loc)).is_file()]
+    with _HASHES_LOCK:
+        return {k: _HASHES[k] for k in keys if k in _HASHES}
+
+
+def remember(hashes: Mapping[FileKey, str]) -> None:
+    """Keep hashes taken here or by another process; one is used only while its file's
+    path, size, times and inode are those it was taken at."""
+    with _HASHES_LOCK:
+        for key, sha256 in hashes.items():
+            _HASHES[key] = sha256
+            _HASHES.move_to_end(key)
+        while len(_HASHES) > MAX_REMEMBERED:
+            _HASHES.popitem(last=False)
 
 
 def _remote_fingerprint(url: str, retry: RetryPolicy) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""``kill -9`` of a ``clm build`` that runs chip workers (``chips.workers: 2``) at seeded random
-points of every stage: no process of that build survives it (pool workers, the resource
-tracker), and the next run resumes to the corpus of a clean build, byte for byte,
+"""``kill -9`` of a ``clm build`` that runs on a Dask ``LocalCluster`` (``engine.n_workers: 2``)
+at seeded random points of every stage: no process of that build survives it (the cluster's
+worker processes, the resource tracker), and the next run resumes to the corpus of a clean build, byte for byte,
 ``work/chips.parquet`` included.
 
 The build runs in a subprocess that counts calls of one function per stage; a counting run
@@ -29,7 +29,7 @@ from pipeline.corpus.lock import LOCK_FILE, read_lock
 SEED = 20261129
 MARK = "CLM_KILL_TEST"  # environment variable every process of one test build inherits
 STAGES = {  # stage: (module, function the build process calls there, many times)
-    "chips-fingerprint": ("pipeline.chips.stage", "fingerprint"),  # per asset, handing out
+    "chips-plan": ("pipeline.chips.stage", "plan_scene"),  # per scene, before handing out
     "chips-results": ("pipeline.chips.stage", "_result"),  # per scene, workers busy
     "captions": ("pipeline.captions.stage", "build_record"),  # per chip
     "shards": ("pipeline.corpus.write", "_write_chip"),  # per chip
@@ -87,9 +87,8 @@ def run_build(config: Path, report: Path, token: str, kill: list | None = None) 
 
 
 def build_config(run_config, archive: Path, out: Path) -> Path:
-    chips = {"max_nodata_fraction": 0.05, "max_cloud_fraction": 0.1, "workers": 2}
     output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
-    return run_config(out.parent / "run.yaml", archive, out, chips=chips, output=output)
+    return run_config(out.parent / "run.yaml", archive, out, engine={"n_workers": 2}, output=output)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +154,9 @@ def test_kill_9_leaves_no_process_and_resumes_to_the_clean_corpus(
 
     assert code == -signal.SIGKILL, report.with_suffix(".log").read_text()[-2000:]
     recorded = json.loads(report.read_text())
-    if stage == "chips-results":  # every scene handed out: both workers and the tracker run
-        assert len(recorded) >= 3, recorded
+    if stage == "chips-results":  # every scene handed out: both cluster workers run
+        workers = [p for p in recorded if "dask worker" in " ".join(p["cmdline"])]
+        assert len(workers) == 2, recorded
     left = survivors(recorded, token)
     for proc in left:  # clean up after a failure: only this build's own processes
         with contextlib.suppress(psutil.NoSuchProcess):
