@@ -6,9 +6,10 @@ One PostgreSQL database of its own (metadata DB and Celery result backend, dropp
 ``dag-processor`` and N ``celery worker`` processes, each in its own process group so
 teardown ends them and every child they forked.
 
-Workers record their own name as the task instance hostname (``worker_hostname``, wired
-through ``[core] hostname_callable``), so a test can read from Airflow's own records which
-worker ran which task. Stdlib only at import time: every Airflow process imports this module.
+Workers are named ``celery@clm-worker-N`` (what the compose healthcheck pings) and record
+``clm-worker-N`` as the task instance hostname (``worker_hostname``, wired through
+``[core] hostname_callable``), so a test reads from Airflow's own records which worker ran
+which task. Stdlib only at import time: every Airflow process imports this module.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ClusterSettings:
     database: str = field(default_factory=lambda: f"clm_celery_{uuid.uuid4().hex[:10]}")
     queue: str = field(default_factory=lambda: f"clm-test-{uuid.uuid4().hex[:10]}")
     port: int = field(default_factory=lambda: _free_port())
+    health_port: int = field(default_factory=lambda: _free_port())  # the scheduler's /health
     extra_env: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -100,6 +102,9 @@ def airflow_env(settings: ClusterSettings, password: str) -> dict[str, str]:
         "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": settings.queue,
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(settings.health_port),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
     }
     env.pop(WORKER_NAME_VAR, None)
@@ -119,6 +124,7 @@ class AirflowCluster:
 
     @property
     def workers(self) -> list[str]:
+        """The workers' names, as recorded in task instances (``celery@NAME`` in Celery)."""
         return [f"clm-worker-{i}" for i in range(1, self.settings.workers + 1)]
 
     def log_path(self, name: str) -> Path:
@@ -143,7 +149,7 @@ class AirflowCluster:
     def _worker_args(self, name: str) -> list[str]:
         return [
             "celery", "worker", "--queues", self.settings.queue, "--concurrency", "1",
-            "--celery-hostname", f"{name}@%h", "--skip-serve-logs",
+            "--celery-hostname", f"celery@{name}", "--skip-serve-logs",
             "--pid", str(self.settings.home / "procs" / f"{name}.pid"),
         ]  # fmt: skip
 

@@ -9,15 +9,20 @@ plain ``clm build`` of the same run config.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from airflow_procs import ClusterSettings, airflow_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-CLM = str(Path(sys.executable).parent / "clm")
+BIN = Path(sys.executable).parent
+CLM = str(BIN / "clm")
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +76,37 @@ def test_build_corpus_on_two_celery_workers_matches_clm_build(
 
     _assert_ran_on_celery_workers(cluster, "clm_build_corpus", tis)
     _assert_same_corpus(tmp_path / "dag", expected)
+
+
+def _compose_healthcheck(cluster, service: str, hostname: str) -> subprocess.CompletedProcess:
+    """Run ``service``'s healthcheck from docker-compose.yml against the live cluster: the
+    same command, with the container's ports mapped to the cluster's and HOSTNAME set."""
+    test = yaml.safe_load(COMPOSE.read_text())["services"][service]["healthcheck"]["test"]
+    ports = {
+        "localhost:8080": f"127.0.0.1:{cluster.settings.port}",
+        "localhost:8974": f"127.0.0.1:{cluster.settings.health_port}",
+    }
+    args = []
+    for arg in test[1:]:
+        for container, local in ports.items():
+            arg = arg.replace(container, local)
+        args.append(arg.replace("$$", "$"))
+    argv = ["sh", "-c", args[0]] if test[0] == "CMD-SHELL" else args
+    env = {**cluster.env, "HOSTNAME": hostname, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("service", "hostname"),
+    [("airflow-apiserver", ""), ("airflow-scheduler", ""), ("airflow-worker", "clm-worker-2"),
+     ("airflow-dag-processor", socket.getfqdn())],
+)  # fmt: skip
+def test_compose_healthchecks_pass_against_live_components(cluster, service, hostname):
+    done = _compose_healthcheck(cluster, service, hostname)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("service", ["airflow-worker", "airflow-dag-processor"])
+def test_compose_healthchecks_fail_for_a_missing_component(cluster, service):
+    done = _compose_healthcheck(cluster, service, "clm-absent-host")
+    assert done.returncode != 0, done.stdout
