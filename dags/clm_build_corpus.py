@@ -1,76 +1,106 @@
-"""Build a CrisisLandMark corpus: search -> chips -> captions -> corpus -> summary.
+"""
+### Build a CrisisLandMark corpus
 
-Wiring only: every task body is one call into ``pipeline.build``; tasks pass file
-paths through XCom, never arrays. Params select a run config; the config holds the recipe.
+`check_config -> search -> chips -> captions -> corpus -> summary`
+
+Builds (or resumes) the corpus of one **run config**, selected by the param `config`: an
+absolute path, or one relative to `CLM_HOME` (environment of the workers; else the Airflow
+Variable `clm_home`; else the pipeline's source tree). `archive` and `out` override the
+config's archive and output directory. Wrong params fail the run in `check_config`, at once and
+without retries, with a message naming the param to fix.
+
+* **Asset**: when `corpus` publishes a new corpus version it adds an event to the Asset
+  `file://<corpus dir>` through the alias `clm-corpus` (`clm_train_closp` is scheduled on it).
+  A build that reproduces the latest version publishes nothing and emits no event.
+* **Retries**: 3, exponential backoff from 2 min, for transient errors only (a source still
+  failing after its own HTTP retries, a busy corpus directory, a hung connection); bad input
+  (`ConfigError` and the other pipeline errors) fails at once.
+* **Pools**: `search` and `chips` talk to the imagery provider and run in the pool
+  `clm_sources` (create it: `airflow pools set clm_sources 4 "imagery providers"`).
+* **Concurrency**: one active run (`max_active_runs=1`); the corpus directory's writer lock
+  refuses a second writer from anywhere else.
+* **Failures**: a summary (task, try, error, log file, partial outputs) lands in
+  `<corpus>/runs/clm_build_corpus/<run_id>/<task>.json` and in the task log.
+
+Every task is one call into `pipeline.orchestration.corpus_tasks`; see docs/airflow.md.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetAlias, Param, dag, task
 
+from pipeline.orchestration import corpus_tasks as body  # light: stages import inside
+from pipeline.orchestration.assets import CORPUS_ALIAS
+from pipeline.orchestration.dag_defaults import TAGS, default_args, timeout
+from pipeline.orchestration.params import CONFIG_SCHEMA
+from pipeline.orchestration.settings import DEFAULT_CONFIG, SOURCE_POOL
 
-def _config(params: dict):  # type: ignore[no-untyped-def]
-    from pipeline.config import config_from_params
-
-    return config_from_params(params)
+DAG_ID = "clm_build_corpus"
 
 
 @dag(
-    dag_id="clm_build_corpus",
+    dag_id=DAG_ID,
+    description="Build a CrisisLandMark corpus from a run config (search, chips, captions, corpus)",
+    doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    tags=["crisislandmark"],
+    max_active_runs=1,
+    tags=TAGS,
+    default_args=default_args(),
     params={
-        "config": Param("configs/demo.yaml", type="string", description="YAML run config"),
+        "config": Param(
+            DEFAULT_CONFIG,
+            **CONFIG_SCHEMA,
+            description="YAML run config: absolute, or relative to CLM_HOME",
+        ),
         "archive": Param("", type="string", description="archive directory (optional override)"),
         "out": Param("", type="string", description="corpus directory (optional override)"),
     },
 )
 def clm_build_corpus() -> None:
-    @task
-    def search(params: dict | None = None) -> str:
-        from pipeline.build import stage_search
+    @task(execution_timeout=timeout("check_config"), doc_md="Resolve and validate the params.")
+    def check_config(params: dict | None = None) -> dict:
+        return body.check_config(params or {})
 
-        return str(stage_search(_config(params or {})))
+    @task(
+        execution_timeout=timeout("search"),
+        pool=SOURCE_POOL,
+        doc_md="Search the source for the config's scenes -> `work/scenes.parquet`.",
+    )
+    def search(run: dict) -> str:
+        return body.search(run)
 
-    @task
-    def chips(scenes: str, params: dict | None = None) -> str:
-        from pathlib import Path
+    @task(
+        execution_timeout=timeout("chips"),
+        pool=SOURCE_POOL,
+        doc_md="Read the chip windows of every scene (resumes per scene) -> `work/chips.parquet`.",
+    )
+    def chips(run: dict, scenes: str) -> str:
+        return body.chips(run, scenes)
 
-        from pipeline.build import stage_chips
+    @task(
+        execution_timeout=timeout("captions"), doc_md="Labels and captions -> `work/records.jsonl`."
+    )
+    def captions(run: dict, chips_index: str) -> str:
+        return body.captions(run, chips_index)
 
-        return str(stage_chips(_config(params or {}), Path(scenes)))
+    @task(
+        execution_timeout=timeout("corpus"),
+        outlets=[AssetAlias(CORPUS_ALIAS)],
+        doc_md="Write and publish a corpus version; a new version emits the corpus asset event.",
+    )
+    def corpus(run: dict, chips_index: str, records: str, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
+        return body.publish(run, chips_index, records, outlet_events, DAG_ID)
 
-    @task
-    def captions(chips_index: str, params: dict | None = None) -> str:
-        from pathlib import Path
+    @task(execution_timeout=timeout("summary"), doc_md="Log the corpus counts (`clm inspect`).")
+    def summary(published: dict) -> dict:
+        return body.summary(published)
 
-        from pipeline.build import stage_captions
-
-        return str(stage_captions(_config(params or {}), Path(chips_index)))
-
-    @task
-    def corpus(chips_index: str, records: str, params: dict | None = None) -> str:
-        from pathlib import Path
-
-        from pipeline.build import stage_corpus
-
-        return str(stage_corpus(_config(params or {}), Path(chips_index), Path(records)))
-
-    @task
-    def summary(corpus_dir: str) -> dict:
-        from pathlib import Path
-
-        from pipeline.corpus.inspect import format_summary, summarize
-
-        result = summarize(Path(corpus_dir))
-        print(format_summary(result))
-        return result
-
-    chip_index = chips(search())
-    summary(corpus(chip_index, captions(chip_index)))
+    run = check_config()
+    chip_index = chips(run, search(run))
+    summary(corpus(run, chip_index, captions(run, chip_index)))
 
 
 clm_build_corpus()

@@ -172,16 +172,6 @@ def load_config(
     return _build(raw, base, path)
 
 
-def config_from_params(params: dict[str, Any]) -> RunConfig:
-    """The run config selected by Airflow params ``config`` (+ optional ``archive``, ``out``)."""
-    if not params.get("config"):
-        raise ConfigError(
-            "the DAG run has no `config` param; trigger it with -c '{\"config\": PATH}'"
-        )
-    archive, out = params.get("archive") or None, params.get("out") or None
-    return load_config(params["config"], archive=archive, out=out)
-
-
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value)
     return p if p.is_absolute() else (base / p).resolve()
