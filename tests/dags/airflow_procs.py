@@ -55,6 +55,7 @@ class ClusterSettings:
     queue: str = field(default_factory=lambda: f"clm-test-{uuid.uuid4().hex[:10]}")
     port: int = field(default_factory=lambda: _free_port())
     health_port: int = field(default_factory=lambda: _free_port())  # the scheduler's /health
+    pools: tuple[tuple[str, int], ...] = (("clm_sources", 2), ("clm_training", 1))
     extra_env: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -138,6 +139,9 @@ class AirflowCluster:
         (self.settings.home / "passwords.json").write_text(json.dumps({USER: self.password}))
         _create_database(self.settings.database)
         self.cli("db", "migrate", timeout=timeout)
+        pools = {name: {"slots": n, "description": "test pool"} for name, n in self.settings.pools}
+        (self.settings.home / "pools.json").write_text(json.dumps(pools))
+        self.cli("pools", "import", str(self.settings.home / "pools.json"), timeout=timeout)
         self._spawn("api-server", ["api-server"])
         self._spawn("scheduler", ["scheduler"])
         self._spawn("dag-processor", ["dag-processor"])
