@@ -40,7 +40,7 @@ LABEL org.opencontainers.image.title="crisislandmark" \
       org.opencontainers.image.description="CrisisLandMark corpus builder: Airflow DAGs, Celery workers, Dask engine, CLOSP training"
 RUN useradd --uid "${CLM_UID}" --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash clm \
     && mkdir -p /opt/airflow/logs /opt/airflow/config /srv/clm/archive /srv/clm/corpus \
-        /srv/clm/models /srv/clm/stac-mirror \
+        /srv/clm/corpus/model /srv/clm/stac-mirror \
     && chown -R "${CLM_UID}:0" /opt/airflow /srv/clm \
     && chmod -R g=u /opt/airflow /srv/clm
 COPY --from=build /opt/venv /opt/venv

@@ -168,7 +168,7 @@ def test_data_logs_and_configs_are_volumes_shared_by_the_workers(model):
 
     for name in ("airflow-worker", "airflow-worker-gpu", "dask-worker", "airflow-scheduler"):
         targets = mounts(name)
-        for target in ("/srv/clm/archive", "/srv/clm/corpus", "/srv/clm/models"):
+        for target in ("/srv/clm/archive", "/srv/clm/corpus", "/srv/clm/corpus/model"):
             assert targets[target]["type"] == "volume", (name, target)
         assert targets["/srv/clm/configs"]["read_only"] is True
     assert mounts("airflow-worker")["/opt/airflow/logs"]["source"] == "airflow-logs"
@@ -222,8 +222,9 @@ def test_dockerignore_keeps_secrets_and_data_out_of_the_build_context():
     assert {".env", ".git", ".venv", "demo-output/"} <= set(ignored)
 
 
-def test_the_deployment_run_config_loads_on_the_compose_layout(tiny_archive, tmp_path):
-    """configs/deploy.yaml on the volume layout: CLM_HOME/{configs,archive,corpus}."""
+def test_the_deployment_run_config_loads_on_the_compose_layout(model, tiny_archive, tmp_path):
+    """configs/deploy.yaml on the volume layout: CLM_HOME/{configs,archive,corpus}; the model
+    runs clm_train_closp writes beside the corpus (CORPUS/../model) land on their volume."""
     from pipeline.config import load_config
 
     (tmp_path / "configs").mkdir()
@@ -232,3 +233,9 @@ def test_the_deployment_run_config_loads_on_the_compose_layout(tiny_archive, tmp
     config = load_config(tmp_path / "configs" / "deploy.yaml")
     assert config.archive == tmp_path / "archive" / "archive.json"
     assert config.output.dir == tmp_path / "corpus" / "crisislandmark"
+    worker = model["services"]["airflow-worker"]
+    home = Path(worker["environment"]["CLM_HOME"])
+    volumes = {v["target"]: v["source"] for v in worker["volumes"] if v["type"] == "volume"}
+    runs = home / (config.output.dir.parent / "model").relative_to(tmp_path)
+    assert volumes[str(runs)] == "clm-models"
+    assert volumes[str(home / config.output.dir.relative_to(tmp_path).parts[0])] == "clm-corpus"
