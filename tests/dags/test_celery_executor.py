@@ -1,7 +1,7 @@
 """Slow: the DAGs under a real CeleryExecutor cluster (PostgreSQL + Redis on this machine).
 
 A scheduler, dag-processor, api-server and two Celery workers run as subprocesses
-(``airflow_procs``, started once for the module); runs are triggered through the REST API and
+(``celery_cluster``, started once for the module); runs are triggered through the REST API and
 scheduled by the real scheduler (not ``dags test``).
 
 - The corpus the workers build is byte-identical to a plain ``clm build`` of the same config.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_procs import ClusterSettings, airflow_cluster
+from celery_cluster import ClusterSettings, airflow_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 BIN = Path(sys.executable).parent
