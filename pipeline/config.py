@@ -6,11 +6,13 @@ Relative paths in a config file are resolved against the directory of that file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -206,7 +208,32 @@ def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
     )
     _check_files_exist(config, path)
     _check_ems_dates(config, path)
+    _check_workers_reach_assets(config, path)
     return config
+
+
+def _check_workers_reach_assets(config: RunConfig, path: Path) -> None:
+    """``asset_base: serve`` serves the archive on this machine's loopback: workers of a
+    scheduler elsewhere cannot read it."""
+    address = config.engine.scheduler_address() if config.engine.kind == "dask" else None
+    if address is None or config.source.asset_base != "serve" or _is_loopback(address):
+        return
+    raise ConfigError(
+        f"{path}: source.asset_base: serve (the default for geoparquet sources) serves the "
+        f"archive on this machine's loopback, which the workers of the Dask scheduler at "
+        f"{address} cannot reach; set source.asset_base to a URL or to a directory every "
+        "worker mounts at the same path"
+    )
+
+
+def _is_loopback(address: str) -> bool:
+    host = urlparse(address if "://" in address else f"tcp://{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_archive_manifest(archive: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_engine_settings_are_not_part_of_the_recipe(tmp_path):
     """Same outputs on any engine: the manifest, lock and digest do not record it."""
     serial = load_config(_write(tmp_path, "a.yaml", engine={"kind": "serial"}))
     cluster = load_config(
-        _write(tmp_path, "b.yaml", engine={"n_workers": 3, "scheduler": "tcp://10.0.0.5:8786"})
+        _write(tmp_path, "b.yaml", engine={"n_workers": 3, "scheduler": "tcp://127.0.0.1:8786"})
     )
     old_style = load_config(_write(tmp_path, "c.yaml", chips={"workers": 2}))
     assert serial.engine != cluster.engine
@@ -82,12 +83,33 @@ def test_deprecated_chips_workers_sets_n_workers(tmp_path):
 
 
 def test_scheduler_from_the_environment_wins_over_the_config(tmp_path, monkeypatch):
-    engine = load_config(_write(tmp_path, engine={"scheduler": "tcp://10.0.0.5:8786"})).engine
+    sections = {"engine": {"scheduler": "tcp://10.0.0.5:8786"}}
+    path = _write(tmp_path, **sections, source=_shared_source())
+    engine = load_config(path).engine
     assert engine.scheduler_address() == "tcp://10.0.0.5:8786" and engine.uses_cluster
     monkeypatch.setenv(SCHEDULER_ENV, "tcp://127.0.0.1:8786")
     assert engine.scheduler_address() == "tcp://127.0.0.1:8786"
     assert EngineConfig().uses_cluster  # the environment alone selects the cluster
     assert not EngineConfig(kind="serial").uses_cluster  # except when told to run serially
+
+
+def _shared_source() -> dict[str, str]:
+    return {"kind": "geoparquet", "items": "items.parquet", "asset_base": "https://cogs.example"}
+
+
+@pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "scheduler.example:8786"])
+def test_remote_workers_cannot_read_an_archive_served_on_loopback(tmp_path, monkeypatch, address):
+    with pytest.raises(ConfigError, match=r"asset_base: serve .* cannot reach"):
+        load_config(_write(tmp_path, engine={"scheduler": address}))
+    monkeypatch.setenv(SCHEDULER_ENV, address)
+    with pytest.raises(ConfigError, match=re.escape(address)):
+        load_config(_write(tmp_path))
+    assert load_config(_write(tmp_path, source=_shared_source())).engine.uses_cluster
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "localhost:8786", "tcp://[::1]:1"])
+def test_a_scheduler_on_this_machine_may_read_the_served_archive(tmp_path, address):
+    assert load_config(_write(tmp_path, engine={"scheduler": address})).engine.uses_cluster
 
 
 @pytest.mark.parametrize(
