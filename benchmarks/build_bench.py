@@ -36,7 +36,7 @@ log = logging.getLogger("benchmarks.build_bench")
 REPO = Path(__file__).resolve().parents[1]
 READER_VARIANTS = ("project_reader", "naive_rasterio", "odc_stac_chip", "odc_stac_scene")
 VARIANTS = ("build", *READER_VARIANTS)
-DEFAULT_SCENES = {"tiny": None, "demo": 10}  # None: all
+DEFAULT_SCENES = {"tiny": None, "demo": 4}  # None: all; demo 4: 2 S1 + 2 S2, ~390 chips
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

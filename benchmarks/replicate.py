@@ -46,12 +46,21 @@ def read_items(parquet: Path) -> list[dict[str, Any]]:
 
 
 def pick_scenes(items: Sequence[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:
-    """``count`` items spread evenly over the archive (every sensor and area), or all."""
+    """``count`` items, as many of each collection as can be, spread evenly over each
+    collection's items (sorted by id: areas and dates); all items when ``count`` is None."""
     ordered = sorted(items, key=lambda i: (i["collection"], i["id"]))
     if count is None or count >= len(ordered):
         return ordered
-    step = len(ordered) / count
-    return [ordered[int(i * step)] for i in range(count)]
+    groups = [
+        [i for i in ordered if i["collection"] == c]
+        for c in dict.fromkeys(i["collection"] for i in ordered)
+    ]
+    picked = []
+    for n, group in enumerate(groups):
+        share = count // len(groups) + (n < count % len(groups))
+        step = len(group) / max(1, share)
+        picked += [group[int(k * step)] for k in range(min(share, len(group)))]
+    return picked
 
 
 def replicate(archive: Path, items: Sequence[dict[str, Any]], m: int, root: Path) -> SceneSet:
