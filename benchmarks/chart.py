@@ -43,16 +43,16 @@ def draw_chart(report: dict[str, Any], out: Path) -> Path:
     value = _grid(rows, variants, mults)
     _bars(d, (10, 150), "chips/s (log scale)", variants, mults, value("chips_per_s"), log=True)
     _bars(d, (810, 150), "peak RSS of the process tree (MB)", variants, mults, value("peak_rss_mb"))
-    mb_chip = value("bytes_per_chip", 1e-6)
-    _bars(
-        d,
-        (10, 690),
-        "MB fetched per chip (labels: x file size)",
-        variants,
-        mults,
-        mb_chip,
-        labels=value("bytes_vs_file_size"),
-    )
+    ratio, requests = value("bytes_vs_file_size"), value("requests_per_chip")
+    tags = [
+        [
+            None if r is None or q is None else f"{r:.2f}x\n{q:.2f}"
+            for r, q in zip(rs, qs, strict=True)
+        ]
+        for rs, qs in zip(ratio, requests, strict=True)
+    ]
+    title = "MB fetched per chip (labels: bytes / file size, GET requests per chip)"
+    _bars(d, (10, 690), title, variants, mults, value("bytes_per_chip", 1e-6), labels=tags)
     _stages(d, (810, 690), rows)
     with atomic_path(out) as tmp:
         img.save(tmp, format="PNG")
@@ -109,7 +109,7 @@ def _bars(
     mults: Sequence[int],
     values: list[list[float | None]],
     log: bool = False,
-    labels: list[list[float | None]] | None = None,
+    labels: list[list[str | None]] | None = None,
 ) -> None:
     """Grouped bars: one group per variant, one bar per multiplier."""
     x0, y0 = origin
@@ -131,9 +131,10 @@ def _bars(
                 continue
             bx = gx + j * bar_w
             d.rectangle([bx, to_y(v), bx + bar_w - 3, bottom], fill=SERIES[j % len(SERIES)])
-            tag = labels[i][j] if labels else v
+            tag = labels[i][j] if labels else _short(v)
             if tag is not None:
-                d.text((bx, to_y(v) - 16), _short(tag), fill=BLACK, font=_font(12))
+                lines = tag.count("\n") + 1
+                d.multiline_text((bx, to_y(v) - 15 * lines), tag, fill=BLACK, font=_font(12))
         d.text(
             (left + i * group_w + 4, bottom + 8),
             variant.replace("_", " "),

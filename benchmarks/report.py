@@ -46,6 +46,11 @@ def run_row(variant: str, scene_set: SceneSet, scenes: Path, measured: Measured)
     for key in ("kept_chips", "stages"):
         if key in result:
             row[key] = result[key]
+    if "stages" in result and result.get("kept_chips"):
+        per_kept = {
+            k: 1000 * v / result["kept_chips"] for k, v in result["stages"]["seconds"].items()
+        }
+        row["ms_per_kept_chip_by_stage"] = {k: round(v, 3) for k, v in per_kept.items()}
     return row
 
 
