@@ -142,6 +142,28 @@ def scaling(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "peak_rss_growth": round(last["peak_rss_mb"] / first["peak_rss_mb"], 3)
             if first["peak_rss_mb"]
             else None,
+            **marginal_costs(runs),
+        }
+    return out
+
+
+def marginal_costs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds per extra chip between the two largest multipliers (start-up, label loading and
+    other fixed costs cancel out) and the fixed seconds that leaves at the smallest; for the
+    build also per stage. What a projection to many more chips should use."""
+    if len(runs) < 2 or runs[-1]["chips"] == runs[-2]["chips"]:
+        return {}
+    a, b = runs[-2], runs[-1]
+    extra = b["chips"] - a["chips"]
+    per_chip = (b["seconds"] - a["seconds"]) / extra
+    out: dict[str, Any] = {
+        "marginal_ms_per_chip": round(1000 * per_chip, 3),
+        "fixed_seconds": round(runs[0]["seconds"] - per_chip * runs[0]["chips"], 2),
+    }
+    if "stages" in b and "stages" in a:
+        sa, sb = a["stages"]["seconds"], b["stages"]["seconds"]
+        out["marginal_ms_per_chip_by_stage"] = {
+            k: round(1000 * (sb[k] - sa.get(k, 0.0)) / extra, 3) for k in sb
         }
     return out
 

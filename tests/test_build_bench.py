@@ -16,7 +16,7 @@ from PIL import Image
 
 from benchmarks.readers import READERS, resolved
 from benchmarks.replicate import pick_scenes, read_items, replicate
-from benchmarks.report import disk_usage
+from benchmarks.report import disk_usage, marginal_costs
 from benchmarks.stage_timing import TOP_LEVEL, VIEWS
 from benchmarks.variant import served_item
 from pipeline.archive.serve import serve_directory
@@ -167,3 +167,17 @@ def test_the_benchmark_command_on_the_tiny_archive(tiny_archive, tmp_path):
     assert set(report["scaling"]) == variants
     with Image.open(out / "bench.png") as png:
         assert png.format == "PNG" and png.size[0] >= 1000
+
+
+def test_marginal_costs_cancel_the_fixed_start_up():
+    def run(m: int, seconds: float) -> dict:
+        stages = {"seconds": {"chips": seconds / 2, "captions": seconds / 2}}
+        return {"multiplier": m, "chips": 100 * m, "seconds": seconds, "stages": stages}
+
+    fixed, per_chip = 30.0, 0.05  # seconds, seconds per chip
+    runs = [run(m, fixed + per_chip * 100 * m) for m in (1, 4, 16)]
+    costs = marginal_costs(runs)
+    assert costs["marginal_ms_per_chip"] == pytest.approx(50.0)
+    assert costs["fixed_seconds"] == pytest.approx(fixed)
+    assert costs["marginal_ms_per_chip_by_stage"]["captions"] == pytest.approx(25.0)
+    assert marginal_costs(runs[:1]) == {}
