@@ -83,7 +83,8 @@ def _banner(d: ImageDraw.ImageDraw, report: dict[str, Any]) -> None:
         else "whole build / reader-only chips/s: not measured"
     )
     d.text((20, 14), text, fill=GREEN if ok else RED, font=_font(34))
-    by_m = ", ".join(f"{k}: {v:.3f}" for k, v in head["by_multiplier"].items())
+    ordered = sorted(head["by_multiplier"].items(), key=lambda kv: int(kv[0][1:]))
+    by_m = ", ".join(f"{k}: {v:.3f}" for k, v in ordered)
     identical = (
         "all arrays identical" if report["all_arrays_identical"] else "ARRAYS DIFFER (see JSON)"
     )
