@@ -9,7 +9,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)
 	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(DEMO)/airflow/airflow.db
 
-.PHONY: demo test test-slow lint setup lock clean stac-server-setup gpu-check
+.PHONY: demo test test-slow lint setup lock clean stac-server-setup gpu-check bench
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py $(DEMO)/corpus --model-config closp-resnet50 \
 		--out $(DEMO)/gpu-check.json
 
+# The build benchmark (docs/performance.md): this project's reader and whole build against a
+# naive per-chip rasterio reader and odc-stac, over a byte-counting loopback range server, at
+# 1x/4x/16x the scenes -> demo-output/bench/bench.json + bench.png (BENCH_ARGS to change, e.g.
+# BENCH_ARGS="--scale tiny --multipliers 1,2").
+BENCH_ARGS ?= --scale demo --multipliers 1,4,16
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.build_bench $(BENCH_ARGS) --out $(DEMO)/bench
+
 # PostGIS for `clm archive serve` (stac-fastapi-pgstac on the local PostgreSQL); idempotent.
 PG_MAJOR ?= 15
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
@@ -68,8 +76,8 @@ test-slow: $(STAMP) stac-server-setup
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline dags tests
-	$(BIN)/ruff format --check pipeline dags tests
+	$(BIN)/ruff check pipeline dags tests benchmarks
+	$(BIN)/ruff format --check pipeline dags tests benchmarks
 	$(BIN)/mypy
 
 lock: $(STAMP)
