@@ -20,9 +20,9 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from pipeline.chips.plan import PlannedChip
-from pipeline.chips.read import _to_chip_pixels, read_scene_chips
+from pipeline.chips.read import _to_chip_pixels, read_bands, read_scene_chips
 from pipeline.sources.assets import Resolver
-from pipeline.sources.base import BandAsset, Scene
+from pipeline.sources.base import Scene
 
 Reader = Callable[[Scene, Sequence[PlannedChip], dict[str, Any]], Iterator[tuple[str, np.ndarray]]]
 
@@ -33,17 +33,11 @@ NAIVE_GDAL_ENV = {
 }
 
 
-def read_bands(scene: Scene) -> list[str]:
-    """The bands every reader reads: the scene's bands plus SCL (cloud and nodata masks)."""
-    return list(scene.bands) + (["SCL"] if "SCL" in scene.assets else [])
-
-
 def resolved(scene: Scene, base_url: str) -> Scene:
     """``scene`` with its relative hrefs joined to the server's URL."""
     resolve = Resolver(base_url)
     assets = {
-        band: BandAsset(resolve(a.href), a.gsd, a.shape, a.transform)
-        for band, a in scene.assets.items()
+        band: dataclasses.replace(a, href=resolve(a.href)) for band, a in scene.assets.items()
     }
     return dataclasses.replace(scene, assets=assets)
 
@@ -65,7 +59,7 @@ def naive_reader(
     with rasterio.Env(**NAIVE_GDAL_ENV):
         for chip in chips:
             planes = [_naive_plane(scene.assets[band].href, chip) for band in bands]
-            yield chip.key, _to_chip_pixels(scene, chip, planes).image
+            yield chip.key, _to_chip_pixels(scene, chip, bands, planes).image
 
 
 def _naive_plane(href: str, chip: PlannedChip) -> np.ndarray:
@@ -87,7 +81,7 @@ def odc_chip_reader(
     for chip in chips:
         data = _odc_load(stac_item, bands, chip.cell.bounds, chip.cell.epsg)
         planes = [data[band].values[0] for band in bands]
-        yield chip.key, _to_chip_pixels(scene, chip, planes).image
+        yield chip.key, _to_chip_pixels(scene, chip, read_bands(scene), planes).image
 
 
 def odc_scene_reader(
@@ -110,7 +104,7 @@ def odc_scene_reader(
         )
         n = chip.cell.pixels
         planes = [plane[row : row + n, col : col + n] for plane in stack]
-        yield chip.key, _to_chip_pixels(scene, chip, planes).image
+        yield chip.key, _to_chip_pixels(scene, chip, read_bands(scene), planes).image
 
 
 def asset_keys(scene: Scene, item: dict[str, Any]) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import Measured
-from benchmarks.readers import read_bands
 from benchmarks.replicate import SceneSet
+from pipeline.chips.read import read_bands
 from pipeline.sources.select import read_scenes
 
 TARGET_RATIO = 0.5  # issue 12: whole build >= 0.5x the reader-only chips/s
