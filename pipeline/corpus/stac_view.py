@@ -10,13 +10,15 @@
 - ``clm-sources``: one item per source scene (same id as upstream), with its band assets.
 
 The catalog, the collections and up to ``VALIDATE_PER_COLLECTION`` items of each (evenly
-spaced; every item comes from the same code) are validated at write time against the STAC
-core schemas pystac ships; extension schemas only when a local copy is known
-(``pipeline.archive.stac_catalog.OfflineValidator``). ``validate_catalog(root)`` checks all.
+spaced; every item comes from the same code) are validated at write time, in parallel on the
+executor, against the STAC core schemas pystac ships; extension schemas only when a local
+copy is known (``pipeline.corpus.stac_validate``). What was validated is recorded in
+``stac/validation.json``. ``validate_catalog(root)`` checks all.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,13 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import jsonschema
 import pystac
 import shapely.geometry
 from pystac.extensions.projection import ProjectionExtension
-from pystac.validation import validate_dict
 
-from pipeline.archive.stac_catalog import OfflineValidator
 from pipeline.corpus.lock import source_location
 from pipeline.corpus.stac_chip_assets import (
     COG_ASSET,
@@ -43,7 +42,8 @@ from pipeline.corpus.stac_chip_assets import (
     chip_transform,
     write_chip_cogs,
 )
-from pipeline.errors import CorpusError, SchemaError
+from pipeline.corpus.stac_validate import VALIDATE_PER_COLLECTION, validate_catalog
+from pipeline.errors import CorpusError
 from pipeline.labels.taxonomy import (
     CRISIS_LABELS,
     REFERENCE_LABELS,
@@ -56,7 +56,6 @@ from pipeline.sources.select import read_scenes
 STAC_DIR = "stac"
 CHIP_COLLECTIONS = {"s1": "clm-s1", "s2": "clm-s2"}
 SOURCES_COLLECTION = "clm-sources"
-VALIDATE_PER_COLLECTION = 500  # items validated per collection at write time (~4 ms each)
 LABEL_EXTENSION = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 LABEL_PROPERTIES = ("labels", "labels_land_cover", "labels_land_use", "labels_crisis")
 SENSOR_TEXT = {
@@ -65,9 +64,12 @@ SENSOR_TEXT = {
 }
 
 
-def write_stac(corpus: Path, chip_assets: str | None = None) -> Path:
-    """Write and validate ``corpus/stac/``; returns the path of ``catalog.json``.
-    ``chip_assets`` (``none`` | ``cog``) overrides the recipe's ``output.stac_chip_assets``."""
+def write_stac(
+    corpus: Path, chip_assets: str | None = None, pool: cf.Executor | None = None
+) -> Path:
+    """Write and validate ``corpus/stac/`` (validation on ``pool``, default here); returns
+    the path of ``catalog.json``. ``chip_assets`` (``none`` | ``cog``) overrides the
+    recipe's ``output.stac_chip_assets``."""
     meta, scenes, manifest = _read_inputs(corpus)
     cogs = chip_asset_kind(manifest, chip_assets) == "cog"
     catalog = build_catalog(meta, scenes, manifest, cogs)
@@ -78,7 +80,7 @@ def write_stac(corpus: Path, chip_assets: str | None = None) -> Path:
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     if cogs:
         write_chip_cogs(corpus, meta, _item_dirs(catalog))
-    validate_catalog(staging, VALIDATE_PER_COLLECTION)
+    validate_catalog(staging, VALIDATE_PER_COLLECTION, pool, record=True)
     final = corpus / STAC_DIR
     _swap_directory(staging, final)
     return final / "catalog.json"
@@ -286,58 +288,6 @@ def _add_cog(item: pystac.Item, row: Mapping[str, Any]) -> None:
             },
         ),
     )
-
-
-class CompiledOfflineValidator(OfflineValidator):
-    """``OfflineValidator`` compiling each schema once (pystac compiles it per object,
-    about 7 ms an item: 24 s for the demo corpus, under 2 s with this cache)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.compiled: dict[str, Any] = {}
-
-    def _validate_from_uri(
-        self,
-        stac_dict: dict[str, Any],
-        stac_object_type: pystac.STACObjectType,
-        schema_uri: str,
-        href: str | None = None,
-    ) -> None:
-        if schema_uri not in self.compiled:
-            schema = self._get_schema(schema_uri)
-            kind = jsonschema.validators.validator_for(schema)
-            self.compiled[schema_uri] = kind(schema, registry=self.registry)
-        errors = list(self.compiled[schema_uri].iter_errors(stac_dict))
-        if errors:
-            best = jsonschema.exceptions.best_match(errors)
-            raise pystac.STACValidationError(
-                f"{stac_object_type} {stac_dict.get('id')} fails {schema_uri}: {best}",
-                source=errors,
-            )
-
-
-def validate_catalog(root: Path, per_collection: int | None = None) -> int:
-    """Validate the catalog and collections under ``root`` and the items (all, or an evenly
-    spaced ``per_collection`` of each); returns how many objects; raises ``SchemaError``."""
-    validator = CompiledOfflineValidator()
-    paths = _objects_to_validate(root, per_collection)
-    for path in paths:
-        try:
-            validate_dict(json.loads(path.read_text()), validator=validator)
-        except pystac.STACValidationError as error:
-            raise SchemaError(f"corpus STAC object {path} is invalid: {error}") from error
-    return len(paths)
-
-
-def _objects_to_validate(root: Path, per_collection: int | None) -> list[Path]:
-    paths = [root / "catalog.json"]
-    for collection in sorted(root.glob("*/collection.json")):
-        items = sorted(collection.parent.glob("*/*.json"))
-        if per_collection is not None and len(items) > per_collection:
-            step = len(items) / per_collection
-            items = [items[int(i * step)] for i in range(per_collection)]
-        paths += [collection, *items]
-    return paths
 
 
 def _swap_directory(staging: Path, final: Path) -> None:
