@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.captions.stage import cell_of
 from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
 from pipeline.chips.grid import ChipGeometry
 from pipeline.compression import COMPRESSION_ATTR, ShardCompression, shard_compression
@@ -222,7 +221,7 @@ def _write_chip(
 ) -> None:
     group = h5.create_group(chip["key"])
     _write_image(group, stored, recipe)
-    coords = pixel_coords(cell_of(dict(chip)))
+    coords = pixel_coords(ChipGeometry(int(chip["epsg"]), int(chip["col"]), int(chip["row"])))
     group.create_dataset("coords", data=coords, **recipe.dataset_options(coords.shape))
     group.attrs["crs"] = int(chip["epsg"])
     group.attrs["timestamp"] = chip["datetime"]
@@ -239,10 +238,3 @@ def _write_image(group: h5py.Group, stored: StoredImage, recipe: ShardCompressio
         image.id.write_direct_chunk((0,) * len(shape), chunk[1], chunk[0])
     else:
         image[...] = stored.dataset[()].astype(np.float32, copy=False)
-
-
-def shard_images(path: Path, keys: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
-    """The images of ``keys`` from one shard, in order."""
-    with h5py.File(path, "r") as h5:
-        for key in keys:
-            yield key, h5[key]["image"][()]
