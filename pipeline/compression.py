@@ -10,7 +10,7 @@ CrisisLandMark release's own requirements do). The measurements behind the defau
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -32,7 +32,6 @@ class ShardCompression:
     shuffle: bool = False
     codec: str | None = None
     inner_shuffle: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def needs_hdf5plugin(self) -> bool:
@@ -59,16 +58,18 @@ class ShardCompression:
     def _plugin(self) -> Mapping[str, Any]:
         import hdf5plugin  # registers the filters with HDF5 as it is imported
 
+        codec: Any = self.codec  # the recipes above name valid codecs
+        level = 3 if self.level is None else self.level
         if self.filter == "zstd":
-            return hdf5plugin.Zstd(clevel=self.level)
+            return hdf5plugin.Zstd(clevel=level)
         if self.filter == "blosc":
             shuffle = {"byte": hdf5plugin.Blosc.SHUFFLE, "bit": hdf5plugin.Blosc.BITSHUFFLE}
-            return hdf5plugin.Blosc(self.codec, self.level, shuffle[self.inner_shuffle or "byte"])
+            return hdf5plugin.Blosc(codec, level, shuffle[self.inner_shuffle or "byte"])
         if self.filter == "blosc2":
             shuffle = {"byte": hdf5plugin.Blosc2.SHUFFLE, "bit": hdf5plugin.Blosc2.BITSHUFFLE}
-            return hdf5plugin.Blosc2(self.codec, self.level, shuffle[self.inner_shuffle or "byte"])
+            return hdf5plugin.Blosc2(codec, level, shuffle[self.inner_shuffle or "byte"])
         if self.filter == "bitshuffle":
-            return hdf5plugin.Bitshuffle(cname=self.codec, clevel=self.level or 3)
+            return hdf5plugin.Bitshuffle(cname=codec, clevel=level)
         raise ConfigError(f"unknown shard filter {self.filter!r}")
 
     def describe(self) -> dict[str, Any]:
