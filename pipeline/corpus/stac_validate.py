@@ -22,6 +22,7 @@ from pystac.validation import validate_dict
 
 from pipeline.archive.stac_catalog import OfflineValidator
 from pipeline.errors import SchemaError
+from pipeline.progress import progress
 from pipeline.storage import write_json_atomic
 
 VALIDATE_PER_COLLECTION = 500  # items validated per collection at write time (~4 ms each)
@@ -69,12 +70,13 @@ def validate_catalog(
     plan = _objects_to_validate(root, per_collection)
     paths = [p for group in plan.values() for p in group["validate"]]
     chunks = [paths[i : i + VALIDATE_CHUNK] for i in range(0, len(paths), VALIDATE_CHUNK)]
-    if pool is None:
-        for chunk in chunks:
-            validate_paths(chunk)
-    else:
-        for future in [pool.submit(validate_paths, chunk) for chunk in chunks]:
-            future.result()
+    with progress(len(paths), "object", "stac validation") as bar:
+        if pool is None:
+            for chunk in chunks:
+                bar.update(validate_paths(chunk))
+        else:
+            for future in cf.as_completed([pool.submit(validate_paths, c) for c in chunks]):
+                bar.update(future.result())
     if record:
         _write_record(root, plan, per_collection)
     return len(paths)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import CorpusError
+from pipeline.progress import Progress, progress
 from pipeline.storage import atomic_path, write_json_atomic, write_text_atomic
 
 WDS_DIR = "webdataset"
@@ -69,7 +70,14 @@ def write_webdataset(
         raise CorpusError(f"shard_size must be at least 1, got {shard_size}")
     corpus_dir = Path(corpus_dir)
     tasks = plan_tars(corpus_dir, shard_size)
-    digests = _run(pool, tasks) if pool else {t.path.name: write_tar(t) for t in tasks}
+    with progress(sum(len(t.keys) for t in tasks), "sample", "webdataset") as bar:
+        if pool is None:
+            digests = {}
+            for task in tasks:
+                digests[task.path.name] = write_tar(task)
+                bar.update(len(task.keys))
+        else:
+            digests = _run(pool, tasks, bar)
     entries = [_index_entry(t, digests[t.path.name]) for t in tasks]
     _remove_stale(corpus_dir / WDS_DIR, {e["path"] for e in entries})
     write_json_atomic(corpus_dir / WDS_DIR / INDEX_NAME, {"version": 1, "shards": entries})
@@ -101,10 +109,14 @@ def plan_tars(corpus_dir: Path, shard_size: int) -> list[TarTask]:
     return tasks
 
 
-def _run(pool: cf.Executor, tasks: Sequence[TarTask]) -> dict[str, str]:
+def _run(pool: cf.Executor, tasks: Sequence[TarTask], bar: Progress) -> dict[str, str]:
     """Tar name -> sha256, whatever order the tasks finish in."""
-    futures = {t.path.name: pool.submit(write_tar, t) for t in tasks}
-    return {name: future.result() for name, future in futures.items()}
+    names = {pool.submit(write_tar, t): t for t in tasks}
+    digests = {}
+    for future in cf.as_completed(names):
+        digests[names[future].path.name] = future.result()
+        bar.update(len(names[future].keys))
+    return digests
 
 
 def _card(splits: Sequence[str]) -> str:
