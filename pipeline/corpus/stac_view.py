@@ -42,6 +42,14 @@ from pipeline.corpus.stac_chip_assets import (
     chip_transform,
     write_chip_cogs,
 )
+from pipeline.corpus.stac_items import (
+    Names,
+    add_item_links,
+    chip_extent,
+    chip_rows,
+    item_path,
+    write_chip_items,
+)
 from pipeline.corpus.stac_validate import VALIDATE_PER_COLLECTION, validate_catalog
 from pipeline.errors import CorpusError
 from pipeline.labels.taxonomy import (
@@ -67,23 +75,60 @@ SENSOR_TEXT = {
 def write_stac(
     corpus: Path, chip_assets: str | None = None, pool: cf.Executor | None = None
 ) -> Path:
-    """Write and validate ``corpus/stac/`` (validation on ``pool``, default here); returns
-    the path of ``catalog.json``. ``chip_assets`` (``none`` | ``cog``) overrides the
-    recipe's ``output.stac_chip_assets``."""
+    """Write and validate ``corpus/stac/`` (chip items and validation as tasks on ``pool``,
+    default here); returns the path of ``catalog.json``. ``chip_assets`` (``none`` | ``cog``)
+    overrides the recipe's ``output.stac_chip_assets``."""
     meta, scenes, manifest = _read_inputs(corpus)
     cogs = chip_asset_kind(manifest, chip_assets) == "cog"
-    catalog = build_catalog(meta, scenes, manifest, cogs)
     staging = corpus / ".stac-staging"
     if staging.exists():
         shutil.rmtree(staging)
-    catalog.normalize_hrefs(staging.as_posix())
-    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    write_catalog(staging, meta, scenes, manifest, cogs, pool)
     if cogs:
-        write_chip_cogs(corpus, meta, _item_dirs(catalog))
+        dirs = {
+            key: item_path(staging, CHIP_COLLECTIONS[sensor], key).parent
+            for key, sensor in zip(meta["key"], meta["sensor"], strict=True)
+        }
+        write_chip_cogs(corpus, meta, dirs)
     validate_catalog(staging, VALIDATE_PER_COLLECTION, pool, record=True)
     final = corpus / STAC_DIR
     _swap_directory(staging, final)
     return final / "catalog.json"
+
+
+def write_catalog(
+    root: Path,
+    meta: gpd.GeoDataFrame,
+    scenes: Sequence[Scene],
+    manifest: Mapping[str, Any],
+    cogs: bool,
+    pool: cf.Executor | None = None,
+) -> None:
+    """The catalog, collections and source items here; the chip items as tasks on ``pool``
+    (``pipeline.corpus.stac_items``): the same files as ``build_catalog(...).save``."""
+    catalog = _catalog(manifest)
+    sources = [_source_item(s, manifest["config"]) for s in scenes]
+    sources_collection = _collection(SOURCES_COLLECTION, "Source scenes", sources)
+    catalog.add_child(sources_collection)
+    chips = {}
+    for sensor, collection_id in CHIP_COLLECTIONS.items():
+        rows = chip_rows(meta[meta["sensor"] == sensor])
+        if rows:
+            text = SENSOR_TEXT[sensor]
+            collection = pystac.Collection(
+                collection_id, text, chip_extent(rows), title=text, license="other"
+            )
+            catalog.add_child(collection)
+            chips[collection_id] = (collection, rows)
+    catalog.normalize_hrefs(root.as_posix())
+    catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
+    catalog.save_object(include_self_link=False)
+    sources_collection.save(pystac.CatalogType.SELF_CONTAINED)
+    for collection, rows in chips.values():
+        add_item_links(collection, root, rows)
+        collection.save_object(include_self_link=False)
+        names = Names(root, catalog.id, str(catalog.title), collection.id, str(collection.title))
+        write_chip_items(pool, names, rows, SOURCES_COLLECTION, _chip_item, cogs)
 
 
 def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str, Any]]:
@@ -97,27 +142,15 @@ def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str,
     return meta, read_scenes(needed[1]), json.loads(needed[2].read_text())
 
 
-def _item_dirs(catalog: pystac.Catalog) -> dict[str, Path]:
-    return {
-        item.id: Path(str(item.get_self_href())).parent
-        for collection_id in CHIP_COLLECTIONS.values()
-        if (collection := catalog.get_child(collection_id)) is not None
-        for item in collection.get_items()
-    }
-
-
 def build_catalog(
     meta: gpd.GeoDataFrame,
     scenes: Sequence[Scene],
     manifest: Mapping[str, Any],
     cogs: bool = False,
 ) -> pystac.Catalog:
-    catalog = pystac.Catalog(
-        f"crisislandmark-{manifest['name']}",
-        f"CrisisLandMark-style corpus {manifest['name']!r} (config {manifest['config_digest']}): "
-        "Sentinel-1/2 chips with structured land-cover, land-use and crisis annotations.",
-        title=f"CrisisLandMark corpus {manifest['name']}",
-    )
+    """The whole catalog as pystac objects in memory: for small corpora, and the reference
+    ``write_catalog`` is tested against."""
+    catalog = _catalog(manifest)
     sources = {s.item_id: _source_item(s, manifest["config"]) for s in scenes}
     catalog.add_child(_collection(SOURCES_COLLECTION, "Source scenes", sources.values()))
     for sensor, collection_id in CHIP_COLLECTIONS.items():
@@ -126,6 +159,15 @@ def build_catalog(
             items = [_chip_item(row, sources[row["item_id"]], cogs) for _, row in rows.iterrows()]
             catalog.add_child(_collection(collection_id, SENSOR_TEXT[sensor], items))
     return catalog
+
+
+def _catalog(manifest: Mapping[str, Any]) -> pystac.Catalog:
+    return pystac.Catalog(
+        f"crisislandmark-{manifest['name']}",
+        f"CrisisLandMark-style corpus {manifest['name']!r} (config {manifest['config_digest']}): "
+        "Sentinel-1/2 chips with structured land-cover, land-use and crisis annotations.",
+        title=f"CrisisLandMark corpus {manifest['name']}",
+    )
 
 
 def _collection(collection_id: str, text: str, items: Iterable[pystac.Item]) -> pystac.Collection:
