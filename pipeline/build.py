@@ -21,6 +21,7 @@ from pipeline.chips.stage import extract_chips
 from pipeline.config import RunConfig
 from pipeline.corpus.dirlock import WriterLock, corpus_writer
 from pipeline.corpus.export import write_views
+from pipeline.corpus.gc import release_work_chips
 from pipeline.corpus.inspect import summarize
 from pipeline.corpus.lock import (
     LOCK_FILE,
@@ -37,7 +38,13 @@ from pipeline.corpus.lock import (
     read_lock,
     write_lock,
 )
-from pipeline.corpus.publish import discard_temporaries, keep_only, open_staging, publish_staging
+from pipeline.corpus.publish import (
+    current_version,
+    discard_temporaries,
+    keep_only,
+    open_staging,
+    publish_staging,
+)
 from pipeline.corpus.refresh import RefreshPlan, merged_scenes, plan_refresh, rejected_ids
 from pipeline.corpus.versions import Version
 from pipeline.corpus.write import SOURCES_FILE, write_corpus
@@ -122,8 +129,18 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
         inputs = fingerprint_inputs(config, paths.scenes, paths.work)  # before the manifest
         staging = open_staging(held)
         try:
-            write_corpus(config, paths.scenes, chips, records, paths.chip_dir, into=staging)
-            write_views(staging, out.views, out.webdataset_shard_size)
+            with engine.executor(config) as pool:
+                write_corpus(
+                    config,
+                    paths.scenes,
+                    chips,
+                    records,
+                    paths.chip_dir,
+                    pool,
+                    into=staging,
+                    published=current_version(paths.corpus),
+                )
+                write_views(staging, out.views, out.webdataset_shard_size, pool)
             keep_only(
                 staging,
                 [p.relative_to(staging).as_posix() for p in output_files(staging, out.views)],
@@ -132,7 +149,10 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
         except BaseException:
             discard_temporaries(staging)
             raise
-        return publish_staging(held)
+        version = publish_staging(held)
+        if out.work_chips == "release":
+            release_work_chips(held, paths.chip_dir)
+        return version
 
 
 def build(config: RunConfig) -> dict[str, Any]:

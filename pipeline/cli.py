@@ -212,6 +212,23 @@ def export(
 
 
 @app.command()
+def gc(corpus: Annotated[Path, typer.Argument(help="corpus directory")]) -> None:
+    """Release the chip pixels in CORPUS/work/chips that the published shards hold (resume
+    and refresh then read them from the shards); a build does this itself unless
+    output.work_chips is keep."""
+    from pipeline.corpus.gc import gc_corpus
+
+    try:
+        released = gc_corpus(corpus)
+    except PipelineError as exc:
+        _fail(exc)
+    typer.echo(
+        f"released {released.files} chip work file(s) ({released.chips} chips, "
+        f"{released.bytes / 1e6:.1f} MB); {released.kept} kept (not in the published corpus)"
+    )
+
+
+@app.command()
 def rebuild(
     lock: Annotated[Path, typer.Option("--lock", help="corpus.lock of the corpus to regenerate")],
     out: Annotated[

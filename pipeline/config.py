@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from pipeline.compression import DEFAULT_SHARD_COMPRESSION
 from pipeline.engine.settings import EngineConfig, parse_engine
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
@@ -123,6 +124,8 @@ class OutputConfig:
     geo_block_size: int = 4  # grid cells per block side (geo-block split)
     webdataset_shard_size: int = 512  # samples per WebDataset tar
     stac_chip_assets: str = "none"  # "cog": a COG per chip in the STAC view
+    shard_compression: str = DEFAULT_SHARD_COMPRESSION  # a name of compression.CANDIDATES
+    work_chips: str = "release"  # "keep": chip pixels stay in work/ after a publish
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,8 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         geo_block_size=int(raw.get("geo_block_size", 4)),
         webdataset_shard_size=int(raw.get("webdataset_shard_size", 512)),
         stac_chip_assets=str(raw.get("stac_chip_assets", "none")),
+        shard_compression=str(raw.get("shard_compression", OutputConfig.shard_compression)),
+        work_chips=str(raw.get("work_chips", OutputConfig.work_chips)),
     )
 
 

@@ -113,6 +113,23 @@ def test_summary_mentions_both_sensors(corpus):
     assert "S1" in text and "S2" in text and "flooded area" in text
 
 
+def test_manifest_and_summary_record_compression_and_stac_validation(corpus):
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    assert (
+        manifest["shard_compression"]["name"] == manifest["config"]["output"]["shard_compression"]
+    )
+    with h5py.File(sorted((corpus / "shards").glob("*.h5"))[0], "r") as h5:
+        assert h5.attrs["clm_compression"] == manifest["shard_compression"]["name"]
+    summary = summarize(corpus)
+    validated = json.loads((corpus / "stac" / "validation.json").read_text())["objects"]
+    assert summary["stac_validated"] == validated
+    items = len(list((corpus / "stac" / "clm-s2").glob("*/*.json")))
+    assert validated["clm-s2"] == {"validated": items + 1, "written": items + 1}  # all (< 500)
+    assert f"STAC view: {sum(v['validated'] for v in validated.values())} of" in format_summary(
+        summary
+    )
+
+
 def chip_images(corpus) -> dict[str, np.ndarray]:
     out = {}
     for shard in sorted((corpus / "shards").glob("*.h5")):

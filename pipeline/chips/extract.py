@@ -1,6 +1,12 @@
 """The chip stage for one scene: read its planned chips, judge their quality, keep the good
 ones in a per-scene HDF5 file and record every chip (kept or rejected, with the reason).
 
+Kept chips are stored compressed with the default shard recipe (``WORK_COMPRESSION``), one
+chunk per chip, so the corpus stage copies each compressed chunk into its shard without
+decoding it (``pipeline.corpus.shards``). After a publish the pixels may be released
+(``pipeline.corpus.gc``): the file then keeps only ``RELEASED_ATTR`` and the published shards
+hold the chips.
+
 The per-scene work files are named by a digest of everything they are cut from (the bytes of
 every asset, the scene record, the planned cells, the quality rules, the software version):
 a rerun finds them only when none of that changed, and cuts the scene again otherwise."""
@@ -20,11 +26,19 @@ import pyarrow as pa
 import pipeline
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels, read_scene_chips, s1_channels
+from pipeline.compression import (
+    COMPRESSION_ATTR,
+    DEFAULT_SHARD_COMPRESSION,
+    shard_compression,
+)
 from pipeline.sources.access import redact
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
 from pipeline.sources.settings import RetryPolicy
 from pipeline.storage import hdf5_atomic, write_json_atomic
+
+WORK_COMPRESSION = DEFAULT_SHARD_COMPRESSION
+RELEASED_ATTR = "released"  # on a work file whose pixels went (the published shards hold them)
 
 
 @dataclass(frozen=True)
@@ -114,11 +128,16 @@ def extract_scene(
         return list(json.loads(rows_path.read_text()))
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
+    recipe = shard_compression(WORK_COMPRESSION)
     with hdf5_atomic(h5_path) as h5:
+        h5.attrs[COMPRESSION_ATTR] = recipe.name
         for pixels in read_scene_chips(readable, chips, retry):
             row = _chip_row(scene, pixels, rules.rejection(pixels), inputs)
             if row["rejected"] is None:
-                h5.create_dataset(pixels.chip.key, data=pixels.image, compression="lzf")
+                image = pixels.image.astype("float32", copy=False)
+                h5.create_dataset(
+                    pixels.chip.key, data=image, **recipe.dataset_options(image.shape)
+                )
             rows.append(row)
     write_json_atomic(rows_path, rows)
     return rows

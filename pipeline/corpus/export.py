@@ -14,6 +14,7 @@ leaving the corpus unchanged: ``clm-release`` (the CrisisLandMark release layout
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,15 +41,19 @@ EXPORT_FORMATS = ("clm-release", "hf")
 
 
 def write_view(
-    corpus: Path, view: str, webdataset_shard_size: int = DEFAULT_WEBDATASET_SHARD_SIZE
+    corpus: Path,
+    view: str,
+    webdataset_shard_size: int = DEFAULT_WEBDATASET_SHARD_SIZE,
+    pool: cf.Executor | None = None,
 ) -> list[Path]:
-    """Write one view of the corpus in ``corpus``; returns the main paths written."""
+    """Write one view of the corpus in ``corpus`` (WebDataset tars and STAC validation as
+    tasks on ``pool``, default here); returns the main paths written."""
     if view == "clm-hdf5":
         return [write_master(corpus), *write_queries(corpus)]
     if view == "webdataset":
-        return write_webdataset(corpus, webdataset_shard_size)
+        return write_webdataset(corpus, webdataset_shard_size, pool)
     if view == "stac":
-        return [write_stac(corpus)]
+        return [write_stac(corpus, pool=pool)]
     choices = ", ".join((*CORPUS_VIEWS, *EXPORT_FORMATS))
     raise ConfigError(f"unknown corpus view {view!r}; choose one of {choices}")
 
@@ -65,10 +70,11 @@ def write_views(
     corpus: Path,
     views: Sequence[str] = CORPUS_VIEWS,
     webdataset_shard_size: int = DEFAULT_WEBDATASET_SHARD_SIZE,
+    pool: cf.Executor | None = None,
 ) -> dict[str, list[Path]]:
     """Write every view in ``views`` (in a fixed order); view -> paths."""
     return {
-        view: write_view(corpus, view, webdataset_shard_size)
+        view: write_view(corpus, view, webdataset_shard_size, pool)
         for view in CORPUS_VIEWS
         if view in views
     }

@@ -35,9 +35,17 @@ def summarize(corpus: Path) -> dict[str, Any]:
         "unverifiable_inputs": manifest.get("unverifiable_inputs", []),
         "config_digest": manifest["config_digest"],
         "shards": len(manifest["shards"]),
+        "shard_compression": manifest.get("shard_compression", {}).get("name"),
+        "stac_validated": _stac_validated(corpus),
         "views": manifest.get("views", []),
         "version": _current_version(corpus),
     }
+
+
+def _stac_validated(corpus: Path) -> dict[str, dict[str, int]] | None:
+    """Per STAC collection, the objects validated and written (``stac/validation.json``)."""
+    path = corpus / "stac" / "validation.json"
+    return dict(json.loads(path.read_text())["objects"]) if path.is_file() else None
 
 
 def _current_version(corpus: Path) -> str | None:
@@ -80,10 +88,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"{'label':<20}{'S1':>8}{'S2':>8}")
     for label, counts in summary["labels"].items():
         lines.append(f"{label:<20}{counts.get('s1', 0):>8}{counts.get('s2', 0):>8}")
+    compression = summary.get("shard_compression")
     lines.append(
-        f"Shards: {summary['shards']} HDF5 files under shards/; metadata.parquet, records.jsonl, "
-        "manifest.json, corpus.lock"
+        f"Shards: {summary['shards']} HDF5 files under shards/"
+        + (f" ({compression})" if compression else "")
+        + "; metadata.parquet, records.jsonl, manifest.json, corpus.lock"
     )
+    stac = summary.get("stac_validated")
+    if stac:
+        checked = sum(v["validated"] for v in stac.values())
+        written = sum(v["written"] for v in stac.values())
+        lines.append(f"STAC view: {checked} of {written} objects validated (stac/validation.json)")
     if summary.get("views"):
         lines.append(f"Views: {', '.join(summary['views'])}")
     if summary.get("version"):

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 import pipeline
+from pipeline.compression import shard_compression
 from pipeline.config import RunConfig
 from pipeline.corpus.splits import SplitRule
 from pipeline.labels.taxonomy import REFERENCE_LABELS
@@ -58,6 +59,7 @@ def build_manifest(
         "splits": dict(sorted(Counter(split.values()).items())),
         "split_rule": rule.describe(),
         "shards": {name: len(group) for name, group in shards.items()},
+        "shard_compression": shard_compression(config.output.shard_compression).describe(),
         "views": list(config.output.views),
         "outputs": [
             "metadata.parquet",

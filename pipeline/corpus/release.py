@@ -11,7 +11,10 @@ picks a sensor by the source tag inside each key. Its earlier version read
   (``RELEASE_SOURCES``), and the key ``<tag>_<corpus key>``;
 - land-cover chips spread over ``part1..4`` by a digest of their corpus key, so a chip
   keeps its part file when the corpus grows;
-- the part files hold the shard groups unchanged (plus attribute ``clm_key``);
+- the part files hold the shard groups (plus attribute ``clm_key``): copied unchanged when
+  the shards use a filter HDF5 has built in, else rewritten with ``RELEASE_COMPRESSION``
+  (gzip; same pixels), because the reference loader opens the files with plain h5py and
+  does not ``import hdf5plugin`` (its requirements install it, its loader never imports it);
   ``crisislandmark.h5`` links every key to its part file.
 """
 
@@ -25,6 +28,7 @@ import geopandas as gpd
 import h5py
 import pandas as pd
 
+from pipeline.compression import COMPRESSION_ATTR, ShardCompression, shard_compression
 from pipeline.corpus.export_dir import atomic_dir
 from pipeline.errors import CorpusError
 
@@ -51,6 +55,7 @@ SENSOR_TAGS = {
     "s2": ("benv2s2", "cabuar", "sen2flood"),
     "s1": ("benv2s1", "mmflood", "sen1flood", "quakeset"),
 }
+RELEASE_COMPRESSION = "gzip-4"  # built into HDF5; the smallest of those (docs/corpus-format.md)
 SPLITS = {"train": "train", "corpus": "test"}
 EARLIER_SPLITS = {"train": "training", "corpus": "corpus"}
 
@@ -115,11 +120,32 @@ def write_parts(corpus: Path, folder: Path, plan: pd.DataFrame) -> None:
                 for key, clm_key, shard in zip(
                     rows["key"], rows["clm_key"], rows["shard"], strict=True
                 ):
-                    part.copy(_shard(shards, corpus, shard)[clm_key], key)
+                    _copy_group(_shard(shards, corpus, shard), clm_key, part, key)
                     part[key].attrs["clm_key"] = clm_key
     finally:
         for fh in shards.values():
             fh.close()
+
+
+def _copy_group(shard: h5py.File, clm_key: str, part: h5py.File, key: str) -> None:
+    """The shard group as it is, or rewritten with ``RELEASE_COMPRESSION`` when its filter
+    needs ``hdf5plugin``."""
+    recipe = _shard_recipe(shard)
+    if recipe is None or not recipe.needs_hdf5plugin:
+        part.copy(shard[clm_key], key)
+        return
+    source, target = shard[clm_key], part.create_group(key)
+    release = shard_compression(RELEASE_COMPRESSION)
+    for name, dataset in source.items():
+        data = dataset[()]
+        target.create_dataset(name, data=data, **release.dataset_options(data.shape))
+    for name, value in source.attrs.items():
+        target.attrs[name] = value
+
+
+def _shard_recipe(shard: h5py.File) -> ShardCompression | None:
+    name = shard.attrs.get(COMPRESSION_ATTR)
+    return shard_compression(str(name)) if name is not None else None
 
 
 def _shard(shards: dict[str, h5py.File], corpus: Path, name: str) -> h5py.File:

@@ -10,13 +10,15 @@
 - ``clm-sources``: one item per source scene (same id as upstream), with its band assets.
 
 The catalog, the collections and up to ``VALIDATE_PER_COLLECTION`` items of each (evenly
-spaced; every item comes from the same code) are validated at write time against the STAC
-core schemas pystac ships; extension schemas only when a local copy is known
-(``pipeline.archive.stac_catalog.OfflineValidator``). ``validate_catalog(root)`` checks all.
+spaced; every item comes from the same code) are validated at write time, in parallel on the
+executor, against the STAC core schemas pystac ships; extension schemas only when a local
+copy is known (``pipeline.corpus.stac_validate``). What was validated is recorded in
+``stac/validation.json``. ``validate_catalog(root)`` checks all.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,13 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import jsonschema
 import pystac
 import shapely.geometry
 from pystac.extensions.projection import ProjectionExtension
-from pystac.validation import validate_dict
 
-from pipeline.archive.stac_catalog import OfflineValidator
 from pipeline.corpus.lock import source_location
 from pipeline.corpus.stac_chip_assets import (
     COG_ASSET,
@@ -43,7 +42,16 @@ from pipeline.corpus.stac_chip_assets import (
     chip_transform,
     write_chip_cogs,
 )
-from pipeline.errors import CorpusError, SchemaError
+from pipeline.corpus.stac_items import (
+    Names,
+    add_item_links,
+    chip_extent,
+    chip_rows,
+    item_path,
+    write_chip_items,
+)
+from pipeline.corpus.stac_validate import VALIDATE_PER_COLLECTION, validate_catalog
+from pipeline.errors import CorpusError
 from pipeline.labels.taxonomy import (
     CRISIS_LABELS,
     REFERENCE_LABELS,
@@ -56,7 +64,6 @@ from pipeline.sources.select import read_scenes
 STAC_DIR = "stac"
 CHIP_COLLECTIONS = {"s1": "clm-s1", "s2": "clm-s2"}
 SOURCES_COLLECTION = "clm-sources"
-VALIDATE_PER_COLLECTION = 500  # items validated per collection at write time (~4 ms each)
 LABEL_EXTENSION = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 LABEL_PROPERTIES = ("labels", "labels_land_cover", "labels_land_use", "labels_crisis")
 SENSOR_TEXT = {
@@ -65,23 +72,63 @@ SENSOR_TEXT = {
 }
 
 
-def write_stac(corpus: Path, chip_assets: str | None = None) -> Path:
-    """Write and validate ``corpus/stac/``; returns the path of ``catalog.json``.
-    ``chip_assets`` (``none`` | ``cog``) overrides the recipe's ``output.stac_chip_assets``."""
+def write_stac(
+    corpus: Path, chip_assets: str | None = None, pool: cf.Executor | None = None
+) -> Path:
+    """Write and validate ``corpus/stac/`` (chip items and validation as tasks on ``pool``,
+    default here); returns the path of ``catalog.json``. ``chip_assets`` (``none`` | ``cog``)
+    overrides the recipe's ``output.stac_chip_assets``."""
     meta, scenes, manifest = _read_inputs(corpus)
     cogs = chip_asset_kind(manifest, chip_assets) == "cog"
-    catalog = build_catalog(meta, scenes, manifest, cogs)
     staging = corpus / ".stac-staging"
     if staging.exists():
         shutil.rmtree(staging)
-    catalog.normalize_hrefs(staging.as_posix())
-    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    write_catalog(staging, meta, scenes, manifest, cogs, pool)
     if cogs:
-        write_chip_cogs(corpus, meta, _item_dirs(catalog))
-    validate_catalog(staging, VALIDATE_PER_COLLECTION)
+        dirs = {
+            key: item_path(staging, CHIP_COLLECTIONS[sensor], key).parent
+            for key, sensor in zip(meta["key"], meta["sensor"], strict=True)
+        }
+        write_chip_cogs(corpus, meta, dirs)
+    validate_catalog(staging, VALIDATE_PER_COLLECTION, pool, record=True)
     final = corpus / STAC_DIR
     _swap_directory(staging, final)
     return final / "catalog.json"
+
+
+def write_catalog(
+    root: Path,
+    meta: gpd.GeoDataFrame,
+    scenes: Sequence[Scene],
+    manifest: Mapping[str, Any],
+    cogs: bool,
+    pool: cf.Executor | None = None,
+) -> None:
+    """The catalog, collections and source items here; the chip items as tasks on ``pool``
+    (``pipeline.corpus.stac_items``): the same files as ``build_catalog(...).save``."""
+    catalog = _catalog(manifest)
+    sources = [_source_item(s, manifest["config"]) for s in scenes]
+    sources_collection = _collection(SOURCES_COLLECTION, "Source scenes", sources)
+    catalog.add_child(sources_collection)
+    chips = {}
+    for sensor, collection_id in CHIP_COLLECTIONS.items():
+        rows = chip_rows(meta[meta["sensor"] == sensor])
+        if rows:
+            text = SENSOR_TEXT[sensor]
+            collection = pystac.Collection(
+                collection_id, text, chip_extent(rows), title=text, license="other"
+            )
+            catalog.add_child(collection)
+            chips[collection_id] = (collection, rows)
+    catalog.normalize_hrefs(root.as_posix())
+    catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
+    catalog.save_object(include_self_link=False)
+    sources_collection.save(pystac.CatalogType.SELF_CONTAINED)
+    for collection, rows in chips.values():
+        add_item_links(collection, root, rows)
+        collection.save_object(include_self_link=False)
+        names = Names(root, catalog.id, str(catalog.title), collection.id, str(collection.title))
+        write_chip_items(pool, names, rows, SOURCES_COLLECTION, _chip_item, cogs)
 
 
 def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str, Any]]:
@@ -95,27 +142,15 @@ def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str,
     return meta, read_scenes(needed[1]), json.loads(needed[2].read_text())
 
 
-def _item_dirs(catalog: pystac.Catalog) -> dict[str, Path]:
-    return {
-        item.id: Path(str(item.get_self_href())).parent
-        for collection_id in CHIP_COLLECTIONS.values()
-        if (collection := catalog.get_child(collection_id)) is not None
-        for item in collection.get_items()
-    }
-
-
 def build_catalog(
     meta: gpd.GeoDataFrame,
     scenes: Sequence[Scene],
     manifest: Mapping[str, Any],
     cogs: bool = False,
 ) -> pystac.Catalog:
-    catalog = pystac.Catalog(
-        f"crisislandmark-{manifest['name']}",
-        f"CrisisLandMark-style corpus {manifest['name']!r} (config {manifest['config_digest']}): "
-        "Sentinel-1/2 chips with structured land-cover, land-use and crisis annotations.",
-        title=f"CrisisLandMark corpus {manifest['name']}",
-    )
+    """The whole catalog as pystac objects in memory: for small corpora, and the reference
+    ``write_catalog`` is tested against."""
+    catalog = _catalog(manifest)
     sources = {s.item_id: _source_item(s, manifest["config"]) for s in scenes}
     catalog.add_child(_collection(SOURCES_COLLECTION, "Source scenes", sources.values()))
     for sensor, collection_id in CHIP_COLLECTIONS.items():
@@ -124,6 +159,15 @@ def build_catalog(
             items = [_chip_item(row, sources[row["item_id"]], cogs) for _, row in rows.iterrows()]
             catalog.add_child(_collection(collection_id, SENSOR_TEXT[sensor], items))
     return catalog
+
+
+def _catalog(manifest: Mapping[str, Any]) -> pystac.Catalog:
+    return pystac.Catalog(
+        f"crisislandmark-{manifest['name']}",
+        f"CrisisLandMark-style corpus {manifest['name']!r} (config {manifest['config_digest']}): "
+        "Sentinel-1/2 chips with structured land-cover, land-use and crisis annotations.",
+        title=f"CrisisLandMark corpus {manifest['name']}",
+    )
 
 
 def _collection(collection_id: str, text: str, items: Iterable[pystac.Item]) -> pystac.Collection:
@@ -286,58 +330,6 @@ def _add_cog(item: pystac.Item, row: Mapping[str, Any]) -> None:
             },
         ),
     )
-
-
-class CompiledOfflineValidator(OfflineValidator):
-    """``OfflineValidator`` compiling each schema once (pystac compiles it per object,
-    about 7 ms an item: 24 s for the demo corpus, under 2 s with this cache)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.compiled: dict[str, Any] = {}
-
-    def _validate_from_uri(
-        self,
-        stac_dict: dict[str, Any],
-        stac_object_type: pystac.STACObjectType,
-        schema_uri: str,
-        href: str | None = None,
-    ) -> None:
-        if schema_uri not in self.compiled:
-            schema = self._get_schema(schema_uri)
-            kind = jsonschema.validators.validator_for(schema)
-            self.compiled[schema_uri] = kind(schema, registry=self.registry)
-        errors = list(self.compiled[schema_uri].iter_errors(stac_dict))
-        if errors:
-            best = jsonschema.exceptions.best_match(errors)
-            raise pystac.STACValidationError(
-                f"{stac_object_type} {stac_dict.get('id')} fails {schema_uri}: {best}",
-                source=errors,
-            )
-
-
-def validate_catalog(root: Path, per_collection: int | None = None) -> int:
-    """Validate the catalog and collections under ``root`` and the items (all, or an evenly
-    spaced ``per_collection`` of each); returns how many objects; raises ``SchemaError``."""
-    validator = CompiledOfflineValidator()
-    paths = _objects_to_validate(root, per_collection)
-    for path in paths:
-        try:
-            validate_dict(json.loads(path.read_text()), validator=validator)
-        except pystac.STACValidationError as error:
-            raise SchemaError(f"corpus STAC object {path} is invalid: {error}") from error
-    return len(paths)
-
-
-def _objects_to_validate(root: Path, per_collection: int | None) -> list[Path]:
-    paths = [root / "catalog.json"]
-    for collection in sorted(root.glob("*/collection.json")):
-        items = sorted(collection.parent.glob("*/*.json"))
-        if per_collection is not None and len(items) > per_collection:
-            step = len(items) / per_collection
-            items = [items[int(i * step)] for i in range(per_collection)]
-        paths += [collection, *items]
-    return paths
 
 
 def _swap_directory(staging: Path, final: Path) -> None:

@@ -1,22 +1,31 @@
 """The WebDataset view of a corpus: tar shards per sensor and split, for streaming training.
 
 ``webdataset/{sensor}-{split}-{NNNNN}.tar`` holds the samples of one sensor and split in
-key order; each sample has ``<key>.image.npy`` (the float32 image as in the HDF5 shards),
+key order; each sample has ``<key>.image.npy.gz`` (the float32 image as in the HDF5 shards,
+as ``.npy`` compressed with gzip: both the ``webdataset`` package and Hugging Face ``datasets``
+decompress ``.gz`` members and decode ``.npy``; level ``NPY_GZIP_LEVEL``, measured in
+docs/corpus-format.md),
 ``<key>.json`` (a fixed-schema header, ``sample_header``: every field always present and typed,
 the full caption record as JSON text in ``record``), ``<key>.txt`` (reference caption) and
 ``<key>.sentence.txt``. The fixed header lets readers that infer a schema from the first
 samples (Hugging Face ``datasets``) read every sample. Tar headers carry a fixed mtime, owner and mode, so the same
 corpus always gives the same bytes.
 ``webdataset/index.json`` lists the shards with their sample counts and digests.
+
+Each tar is one task on the executor (``pipeline.engine.executor``); the index is assembled in
+shard order, so the bytes do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import CorpusError
+from pipeline.progress import Progress, progress
 from pipeline.storage import atomic_path, write_json_atomic, write_text_atomic
 
 WDS_DIR = "webdataset"
@@ -34,28 +44,79 @@ SENSORS = ("s1", "s2")
 SPLITS = ("train", "corpus")
 TAR_MTIME = 0
 CAPTION_KEYS = ("reference", "sentence", "short", "land_use", "crisis")
+IMAGE_MEMBER = "image.npy.gz"
+NPY_GZIP_LEVEL = 1  # 4x the speed of level 6 for 12 % more bytes (docs/corpus-format.md)
 
 
-def write_webdataset(corpus_dir: Path, shard_size: int = 512) -> list[Path]:
-    """Write (or refresh) the tar shards of ``corpus_dir``; returns their paths in order."""
+@dataclass(frozen=True)
+class TarTask:
+    """One tar shard to write: its samples (key, HDF5 shard) and their caption records."""
+
+    path: Path
+    corpus_dir: Path
+    sensor: str
+    split: str
+    keys: tuple[str, ...]
+    shards: tuple[str, ...]
+    records: Mapping[str, dict[str, Any]]
+
+
+def write_webdataset(
+    corpus_dir: Path, shard_size: int = 512, pool: cf.Executor | None = None
+) -> list[Path]:
+    """Write (or refresh) the tar shards of ``corpus_dir`` on ``pool`` (default: here);
+    returns their paths in order."""
     if shard_size < 1:
         raise CorpusError(f"shard_size must be at least 1, got {shard_size}")
     corpus_dir = Path(corpus_dir)
-    meta = read_corpus_metadata(corpus_dir)
-    records = read_records_by_key(corpus_dir / "records.jsonl")
-    entries = []
-    for (sensor, split), group in _groups(meta):
-        for number, start in enumerate(range(0, len(group), shard_size)):
-            rows = group.iloc[start : start + shard_size]
-            path = corpus_dir / WDS_DIR / f"{sensor}-{split}-{number:05d}.tar"
-            digest = _write_shard(path, corpus_dir, rows, records)
-            entries.append(_index_entry(path, sensor, split, rows, digest))
+    tasks = plan_tars(corpus_dir, shard_size)
+    with progress(sum(len(t.keys) for t in tasks), "sample", "webdataset") as bar:
+        if pool is None:
+            digests = {}
+            for task in tasks:
+                digests[task.path.name] = write_tar(task)
+                bar.update(len(task.keys))
+        else:
+            digests = _run(pool, tasks, bar)
+    entries = [_index_entry(t, digests[t.path.name]) for t in tasks]
     _remove_stale(corpus_dir / WDS_DIR, {e["path"] for e in entries})
     write_json_atomic(corpus_dir / WDS_DIR / INDEX_NAME, {"version": 1, "shards": entries})
     write_text_atomic(
         corpus_dir / WDS_DIR / CARD_NAME, _card(sorted({e["split"] for e in entries}))
     )
     return [corpus_dir / WDS_DIR / e["path"] for e in entries]
+
+
+def plan_tars(corpus_dir: Path, shard_size: int) -> list[TarTask]:
+    meta = read_corpus_metadata(corpus_dir)
+    records = read_records_by_key(corpus_dir / "records.jsonl")
+    tasks = []
+    for (sensor, split), group in _groups(meta):
+        for number, start in enumerate(range(0, len(group), shard_size)):
+            rows = group.iloc[start : start + shard_size]
+            keys = tuple(rows["key"])
+            tasks.append(
+                TarTask(
+                    corpus_dir / WDS_DIR / f"{sensor}-{split}-{number:05d}.tar",
+                    corpus_dir,
+                    sensor,
+                    split,
+                    keys,
+                    tuple(rows["shard"]),
+                    {k: _record(records, k) for k in keys},
+                )
+            )
+    return tasks
+
+
+def _run(pool: cf.Executor, tasks: Sequence[TarTask], bar: Progress) -> dict[str, str]:
+    """Tar name -> sha256, whatever order the tasks finish in."""
+    names = {pool.submit(write_tar, t): t for t in tasks}
+    digests = {}
+    for future in cf.as_completed(names):
+        digests[names[future].path.name] = future.result()
+        bar.update(len(names[future].keys))
+    return digests
 
 
 def _card(splits: Sequence[str]) -> str:
@@ -100,16 +161,13 @@ def _groups(meta: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]
                 yield (sensor, split), group
 
 
-def _write_shard(
-    path: Path, corpus_dir: Path, rows: pd.DataFrame, records: dict[str, dict[str, Any]]
-) -> str:
+def write_tar(task: TarTask) -> str:
     """Write one tar under a temporary name, then rename it; returns its sha256."""
-    with atomic_path(path) as tmp:
+    with atomic_path(task.path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            sensor, split = rows["sensor"].iloc[0], rows["split"].iloc[0]
-            for key, image in _images(corpus_dir, rows):
-                record = _record(records, key)
-                for name, data in sample_members(key, image, record, sensor, split):
+            for key, image in _images(task.corpus_dir, task.keys, task.shards):
+                members = sample_members(key, image, task.records[key], task.sensor, task.split)
+                for name, data in members:
                     _add_member(tar, name, data)
         return _sha256(tmp)
 
@@ -126,16 +184,30 @@ def sample_members(
     key: str, image: np.ndarray, record: dict[str, Any], sensor: str, split: str
 ) -> list[tuple[str, bytes]]:
     """The tar members of one sample, in the order they are written."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(image, dtype=np.float32), allow_pickle=False)
     captions = record.get("captions", {})
     header = sample_header(key, record, sensor, split)
     return [
-        (f"{key}.image.npy", buf.getvalue()),
+        (f"{key}.{IMAGE_MEMBER}", encode_image(image)),
         (f"{key}.json", json.dumps(header, sort_keys=True, ensure_ascii=False).encode()),
         (f"{key}.txt", str(captions.get("reference", "")).encode()),
         (f"{key}.sentence.txt", str(captions.get("sentence", "")).encode()),
     ]
+
+
+def encode_image(image: np.ndarray) -> bytes:
+    """``.npy.gz``: the float32 ``.npy`` in a gzip stream (mtime 0, so the bytes repeat)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(image, dtype=np.float32), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), NPY_GZIP_LEVEL, wbits=31)
+
+
+def decode_image(members: Mapping[str, bytes]) -> np.ndarray:
+    """The image of a sample's tar members (``IMAGE_MEMBER``; an older ``image.npy`` too)."""
+    if IMAGE_MEMBER in members:
+        data = zlib.decompress(members[IMAGE_MEMBER], wbits=31)
+    else:
+        data = members["image.npy"]
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def sample_header(key: str, record: dict[str, Any], sensor: str, split: str) -> dict[str, Any]:
@@ -173,10 +245,12 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _images(corpus_dir: Path, rows: pd.DataFrame) -> Iterator[tuple[str, np.ndarray]]:
+def _images(
+    corpus_dir: Path, keys: Sequence[str], shards: Sequence[str]
+) -> Iterator[tuple[str, np.ndarray]]:
     open_files: dict[str, h5py.File] = {}
     try:
-        for key, shard in zip(rows["key"], rows["shard"], strict=True):
+        for key, shard in zip(keys, shards, strict=True):
             if shard not in open_files:
                 path = corpus_dir / "shards" / shard
                 if not path.is_file():
@@ -188,14 +262,12 @@ def _images(corpus_dir: Path, rows: pd.DataFrame) -> Iterator[tuple[str, np.ndar
             fh.close()
 
 
-def _index_entry(
-    path: Path, sensor: str, split: str, rows: pd.DataFrame, digest: str
-) -> dict[str, Any]:
-    keys: Sequence[str] = list(rows["key"])
+def _index_entry(task: TarTask, digest: str) -> dict[str, Any]:
+    keys = task.keys
     return {
-        "path": path.name,
-        "sensor": sensor,
-        "split": split,
+        "path": task.path.name,
+        "sensor": task.sensor,
+        "split": task.split,
         "count": len(keys),
         "first_key": keys[0],
         "last_key": keys[-1],

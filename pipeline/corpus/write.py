@@ -1,41 +1,32 @@
-"""The corpus stage: image shards, ``metadata.parquet``, caption records, sources and manifest.
-
-Shards follow the CrisisLandMark release layout: one HDF5 group per image key holding
-``image (B,120,120) float32`` and ``coords (2,120,120)`` (pixel-centre x/y in the chip
-CRS), with attributes ``crs`` (EPSG code), ``timestamp`` and ``labels``. Chips are sharded
-per sensor in acquisition order (datetime, key), so a refresh that adds newer scenes only
-rewrites the last shard of each sensor and appends new ones.
-"""
+"""The corpus stage: image shards (``pipeline.corpus.shards``, written in parallel),
+``metadata.parquet``, caption records, sources and manifest."""
 
 from __future__ import annotations
 
-import hashlib
+import concurrent.futures as cf
 import json
+import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import h5py
-import numpy as np
+import pandas as pd
 import shapely.geometry
 
 import pipeline
 from pipeline.captions.stage import cell_of, kept_chips, read_records
-from pipeline.chips.extract import scene_outputs
-from pipeline.chips.grid import ChipGeometry
 from pipeline.config import RunConfig
 from pipeline.corpus.manifest import build_manifest
+from pipeline.corpus.shards import plan_shards, write_shards
 from pipeline.corpus.splits import SplitChip, SplitRule, split_chips
 from pipeline.errors import CorpusError
-from pipeline.progress import progress
 from pipeline.sources.base import Scene
 from pipeline.sources.select import read_scenes
-from pipeline.storage import atomic_path, hdf5_atomic, write_json_atomic
+from pipeline.storage import atomic_path, write_json_atomic
 
-SENSORS = ("s1", "s2")
 SOURCES_FILE = "sources.parquet"
 
 
@@ -45,10 +36,13 @@ def write_corpus(
     chips_index: Path,
     records_path: Path,
     chip_dir: Path,
+    pool: cf.Executor,
     into: Path | None = None,
+    published: Path | None = None,
 ) -> Path:
     """Write the corpus files into ``into`` (a version being staged; default
-    ``config.output.dir``); returns that directory."""
+    ``config.output.dir``), shards on ``pool``; returns that directory. ``published`` is the
+    current version, whose shards hold the chips whose work pixels were released."""
     corpus = into or config.output.dir
     chips = kept_chips(chips_index)
     records = {r["key"]: r for r in read_records(records_path)}
@@ -56,13 +50,15 @@ def write_corpus(
     rule = split_rule(config)
     split = split_chips([split_chip(c, records[c["key"]]) for c in chips], rule)
     shards = plan_shards(chips, config.output.shard_size)
-    write_shards(corpus, shards, records, chip_dir)
+    compression = config.output.shard_compression
+    sources = published_chips(published) if published else {}
+    write_shards(pool, corpus, shards, records, chip_dir, compression, sources)
     _remove_stale_shards(corpus, shards)
     scenes = {s.item_id: s for s in read_scenes(scenes_path)}
     provenance = Provenance(config.digest(), scenes)
     _write_metadata(corpus / "metadata.parquet", chips, records, split, shards, provenance)
-    _copy(records_path, corpus / "records.jsonl")
-    _copy(scenes_path, corpus / SOURCES_FILE)
+    _share(records_path, corpus / "records.jsonl")
+    _share(scenes_path, corpus / SOURCES_FILE)
     manifest = build_manifest(config, chips_index, records, split, shards, rule)
     write_json_atomic(corpus / "manifest.json", manifest)
     return corpus
@@ -84,9 +80,24 @@ def split_chip(chip: dict[str, Any], record: dict[str, Any]) -> SplitChip:
     )
 
 
-def _copy(source: Path, final: Path) -> None:
+def _share(source: Path, final: Path) -> None:
+    """``final`` with the bytes of ``source``: a hard link (work files are replaced by rename,
+    never rewritten in place, so the published file never changes), else a copy."""
     with atomic_path(final) as tmp:
-        shutil.copyfile(source, tmp)
+        try:
+            tmp.unlink()
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
+def published_chips(version: Path) -> dict[str, Path]:
+    """Key -> the shard of ``version`` holding it (where released work pixels are read)."""
+    path = version / "metadata.parquet"
+    if not path.is_file():
+        return {}
+    meta = pd.read_parquet(path, columns=["key", "shard"])
+    return {k: version / "shards" / s for k, s in zip(meta["key"], meta["shard"], strict=True)}
 
 
 def _check_complete(chips: list[dict[str, Any]], records: dict[str, Any]) -> None:
@@ -96,100 +107,6 @@ def _check_complete(chips: list[dict[str, Any]], records: dict[str, Any]) -> Non
             f"{len(missing)} kept chips have no caption record (first: {missing[0]}); "
             "re-run the caption stage"
         )
-
-
-def plan_shards(
-    chips: Sequence[dict[str, Any]], shard_size: int
-) -> dict[str, list[dict[str, Any]]]:
-    """Shard name -> its chips: per sensor, in (datetime, key) order, ``shard_size`` per shard."""
-    shards: dict[str, list[dict[str, Any]]] = {}
-    for sensor in SENSORS:
-        group = sorted(
-            (c for c in chips if c["sensor"] == sensor), key=lambda c: (c["datetime"], c["key"])
-        )
-        for start in range(0, len(group), shard_size):
-            shards[f"{sensor}-{start // shard_size:05d}.h5"] = group[start : start + shard_size]
-    return shards
-
-
-def shard_digest(chips: Sequence[dict[str, Any]], records: dict[str, Any]) -> str:
-    text = "\n".join(
-        f"{c['key']} {c['pixel_sha256']} {'.'.join(records[c['key']]['labels'])}" for c in chips
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_shards(
-    corpus: Path, shards: dict[str, list[dict[str, Any]]], records: dict[str, Any], chip_dir: Path
-) -> list[str]:
-    """Write every shard whose content changed; returns the names written (others kept)."""
-    written = []
-    with progress(sum(len(v) for v in shards.values()), "chip", "shards") as bar:
-        for name, chips in shards.items():
-            path = corpus / "shards" / name
-            digest = shard_digest(chips, records)
-            if not shard_is_current(path, digest):
-                _write_shard(path, chips, records, chip_dir, digest)
-                written.append(name)
-            bar.update(len(chips))
-    return written
-
-
-def _write_shard(
-    path: Path,
-    chips: Sequence[dict[str, Any]],
-    records: dict[str, Any],
-    chip_dir: Path,
-    digest: str,
-) -> None:
-    with hdf5_atomic(path, track_order=True) as h5:
-        for chip, image in _images(chips, chip_dir):
-            _write_chip(h5, chip, image, records[chip["key"]]["labels"])
-        h5.attrs["content_sha256"] = digest
-
-
-def shard_is_current(path: Path, digest: str) -> bool:
-    if not path.exists():
-        return False
-    try:
-        with h5py.File(path, "r") as h5:
-            return bool(h5.attrs.get("content_sha256") == digest)
-    except OSError:  # unreadable (e.g. truncated by a full disk): rewrite it
-        return False
-
-
-def _images(
-    chips: Sequence[dict[str, Any]], chip_dir: Path
-) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
-    open_files: dict[str, h5py.File] = {}
-    try:
-        for chip in chips:
-            item = chip["item_id"]
-            if item not in open_files:
-                h5_path = scene_outputs(chip_dir, item, chip["inputs_digest"])[0]
-                open_files[item] = h5py.File(h5_path, "r")
-            yield chip, open_files[item][chip["key"]][()]
-    finally:
-        for fh in open_files.values():
-            fh.close()
-
-
-def pixel_coords(cell: ChipGeometry) -> np.ndarray:
-    """(2, H, W) pixel-centre x and y of a chip in its CRS."""
-    minx, _, _, maxy = cell.bounds
-    centres = (np.arange(cell.pixels) + 0.5) * cell.pixel_size
-    xs, ys = np.meshgrid(minx + centres, maxy - centres)
-    return np.stack([xs, ys])
-
-
-def _write_chip(h5: h5py.File, chip: dict[str, Any], image: np.ndarray, labels: list[str]) -> None:
-    group = h5.create_group(chip["key"])
-    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "track_times": False}
-    group.create_dataset("image", data=image.astype(np.float32), **opts)
-    group.create_dataset("coords", data=pixel_coords(cell_of(chip)), **opts)
-    group.attrs["crs"] = int(chip["epsg"])
-    group.attrs["timestamp"] = chip["datetime"]
-    group.attrs["labels"] = np.array(sorted(labels), dtype=h5py.string_dtype())
 
 
 def _remove_stale_shards(corpus: Path, shards: dict[str, list[dict[str, Any]]]) -> None:

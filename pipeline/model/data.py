@@ -10,7 +10,6 @@ yields exactly the batches an uninterrupted one would: skipped samples are not d
 
 from __future__ import annotations
 
-import io
 import json
 import queue
 import tarfile
@@ -23,12 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.corpus.webdataset import WDS_DIR, read_webdataset_index
+from pipeline.corpus.webdataset import WDS_DIR, decode_image, read_webdataset_index
 from pipeline.model.closp import SensorBatch
 from pipeline.model.errors import ConfigError
 
 SENSOR_IDS = {"s2": 2, "s1": 1}
-IMAGE_MEMBER = "image.npy"
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ def iter_pass(spec: StreamSpec, pass_index: int) -> Iterator[RawSample]:
 def decode(sample: RawSample, spec: StreamSpec, pass_index: int) -> tuple[np.ndarray, str, Any]:
     """(image, caption, (lon, lat)) with the sample's own seeded caption choice and flips."""
     rng = np.random.default_rng([spec.seed, SENSOR_IDS[spec.sensor], pass_index, sample.index])
-    image = np.load(io.BytesIO(sample.members[IMAGE_MEMBER]), allow_pickle=False)
+    image = decode_image(sample.members)
     record = json.loads(sample.members["json"])
     image = mask_filled_bands(image, record)
     variants = caption_variants(record)

@@ -13,7 +13,6 @@ above; ``ivf`` on request. Re-running with the same model and corpus does nothin
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import shutil
@@ -26,9 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.corpus.webdataset import WDS_DIR, ensure_webdataset, read_webdataset_index
+from pipeline.corpus.webdataset import (
+    WDS_DIR,
+    decode_image,
+    ensure_webdataset,
+    read_webdataset_index,
+)
 from pipeline.model.closp import CLOSP, device_for
-from pipeline.model.data import IMAGE_MEMBER, iter_tar, mask_filled_bands
+from pipeline.model.data import iter_tar, mask_filled_bands
 from pipeline.model.errors import ConfigError
 from pipeline.model.run import INDEX_DIR, MODEL_FILE, load_trained_model
 
@@ -110,8 +114,7 @@ def encode_split(
             pending = []
         pending_sensor = sensor
         record = json.loads(members["json"])
-        image = np.load(io.BytesIO(members[IMAGE_MEMBER]), allow_pickle=False)
-        pending.append(mask_filled_bands(image, record))
+        pending.append(mask_filled_bands(decode_image(members), record))
         rows.append(_row(sensor, key, record))
     if pending:
         chunks.append(_encode(model, pending, pending_sensor))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -37,9 +38,9 @@ def webdataset_samples(corpus):
         with tarfile.open(path) as tar:
             members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
         for name, data in members.items():
-            if name.endswith(".image.npy"):
-                key = name[: -len(".image.npy")]
-                image = np.load(io.BytesIO(data), allow_pickle=False)
+            if name.endswith(".image.npy.gz"):
+                key = name[: -len(".image.npy.gz")]
+                image = np.load(io.BytesIO(gzip.decompress(data)), allow_pickle=False)
                 out[key] = (image, members[f"{key}.txt"].decode())
     return out
 

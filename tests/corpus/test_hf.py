@@ -91,7 +91,7 @@ def test_webdataset_view_loads_every_sample(tiny_corpus, hf_offline):
         for split in ("train", "corpus"):
             for row in ds[split].with_format("numpy"):
                 key = row["__key__"]
-                np.testing.assert_array_equal(row["image.npy"], images[key])
+                np.testing.assert_array_equal(row["image.npy.gz"], images[key])
                 assert row["txt"] == row["json"]["captions"]["reference"]
                 assert row["txt"] == meta.loc[key, "caption_reference"]
                 assert row["json"]["split"] == split == meta.loc[key, "split"]

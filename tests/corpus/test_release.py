@@ -10,6 +10,10 @@ space, none a CORINE name) that map is the identity after lower-casing, as done 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -204,3 +208,39 @@ def test_out_is_refused_for_views_written_inside_the_corpus(tiny_corpus, tmp_pat
     args = ["export", "--corpus", str(tiny_corpus), "-f", "stac", "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "drop --out" in result.output
+
+
+PLAIN_H5PY_READER = r"""
+import json, sys
+import h5py  # as the reference loader: no `import hdf5plugin`
+root, shard = sys.argv[1], sys.argv[2]
+read = 0
+with h5py.File(root + "/crisislandmark.h5", "r") as h5:
+    for key in h5:
+        h5[key]["image"][:]
+        h5[key]["coords"][:, 60, 60]
+        read += 1
+try:
+    with h5py.File(shard, "r") as h5:
+        h5[next(iter(h5))]["image"][:]
+    shard_ok = True
+except OSError:
+    shard_ok = False
+print(json.dumps({"read": read, "shard_ok": shard_ok, "plugin": "hdf5plugin" in sys.modules}))
+"""
+
+
+def test_release_reads_without_hdf5plugin_though_the_shards_need_it(release, tiny_corpus):
+    """The reference loader never imports hdf5plugin: the export recompresses shards stored
+    with a plugin filter (the default) to gzip, which HDF5 has built in."""
+    shard = sorted((tiny_corpus / "shards").glob("*.h5"))[0]
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_H5PY_READER, str(release), str(shard)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    seen = json.loads(result.stdout)
+    assert seen == {"read": len(corpus_chips(tiny_corpus)), "shard_ok": False, "plugin": False}
+    with h5py.File(release / "benv2s2_part1.h5", "r") as h5:
+        assert {h5[k]["image"].compression for k in h5} == {"gzip"}

@@ -56,7 +56,7 @@ app()
 KILL_POINTS = {  # id: (module, function, kill before its N-th call / item)
     "mid-scene-chips": ("pipeline.chips.extract", "read_scene_chips", 30),
     "mid-captions": ("pipeline.captions.stage", "build_record", 20),
-    "mid-shard": ("pipeline.corpus.write", "_write_chip", 21),
+    "mid-shard": ("pipeline.corpus.shards", "_finished", 2),
     "mid-webdataset": ("pipeline.corpus.webdataset", "_add_member", 60),
     "mid-stac": ("pipeline.corpus.stac_view", "validate_catalog", 1),
     "mid-lock": ("pipeline.corpus.lock", "fingerprint", 40),

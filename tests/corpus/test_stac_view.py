@@ -9,7 +9,13 @@ import pytest
 from pystac.validation import RegisteredValidator
 
 from pipeline.archive.stac_catalog import OfflineValidator
-from pipeline.corpus.stac_view import LABEL_EXTENSION, validate_catalog
+from pipeline.corpus.stac_view import (
+    LABEL_EXTENSION,
+    _read_inputs,
+    build_catalog,
+    validate_catalog,
+    write_catalog,
+)
 from pipeline.labels.taxonomy import REFERENCE_LABELS
 
 
@@ -66,3 +72,23 @@ def test_source_items_point_at_the_archive_assets(catalog, tiny_archive):
     item = next(iter(catalog.get_child("clm-sources").get_items()))
     href = next(iter(item.assets.values())).href
     assert href.startswith(str(tiny_archive)) and href.endswith(".tif")
+
+
+@pytest.mark.parametrize("cogs", [False, True])
+def test_items_written_per_task_equal_pystacs_whole_catalog_save(tiny_corpus, tmp_path, cogs):
+    """``write_catalog`` (chip items in tasks, no catalog in memory) against the reference:
+    every item as a pystac object, ``catalog.save``; the same files, byte for byte."""
+    meta, scenes, manifest = _read_inputs(tiny_corpus)
+    reference = build_catalog(meta, scenes, manifest, cogs)
+    reference.normalize_hrefs(str(tmp_path / "reference"))
+    reference.save(pystac.CatalogType.SELF_CONTAINED)
+    write_catalog(tmp_path / "tasks", meta, scenes, manifest, cogs, pool=None)
+    trees = {
+        name: {
+            p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+            for p in sorted((tmp_path / name).rglob("*.json"))
+        }
+        for name in ("reference", "tasks")
+    }
+    assert len(trees["tasks"]) == len(meta) + len(scenes) + 4
+    assert trees["tasks"] == trees["reference"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -76,9 +77,9 @@ def test_shards_per_sensor_and_split_in_key_order(corpus):
         sensor, split = path.name.split("-")[:2]
         expected = sorted(meta[(meta.sensor == sensor) & (meta.split == split)]["key"])
         members = [m.name for m in read_tar(path)]
-        assert members[::4] == [f"{k}.image.npy" for k in expected]
+        assert members[::4] == [f"{k}.image.npy.gz" for k in expected]
         assert members[:4] == [
-            f"{expected[0]}{ext}" for ext in (".image.npy", ".json", ".txt", ".sentence.txt")
+            f"{expected[0]}{ext}" for ext in (".image.npy.gz", ".json", ".txt", ".sentence.txt")
         ]
 
 
@@ -91,7 +92,8 @@ def test_sample_contents_match_the_corpus(corpus):
         first = tar.getmembers()[:4]
         key = first[0].name.split(".")[0]
         data = {m.name[len(key) + 1 :]: tar.extractfile(m).read() for m in first}
-        image = np.load(io.BytesIO(data["image.npy"]))
+        with gzip.open(io.BytesIO(data["image.npy.gz"])) as member:  # a plain gzip stream
+            image = np.load(io.BytesIO(member.read()), allow_pickle=False)
         np.testing.assert_array_equal(image, h5[key]["image"][()])
     assert image.dtype == np.float32
     header = json.loads(data["json"])
@@ -149,7 +151,10 @@ def test_the_webdataset_package_reads_the_shards(corpus):
     path = write_webdataset(corpus)[3]
     samples = list(wds.WebDataset(str(path), shardshuffle=False).decode())
     assert len(samples) == 4
-    assert samples[0]["image.npy"].shape == (12, 8, 8)
+    with h5py.File(corpus / "shards" / "s2-00000.h5") as h5:
+        for sample in samples:
+            np.testing.assert_array_equal(sample["image.npy.gz"], h5[sample["__key__"]]["image"])
+    assert samples[0]["image.npy.gz"].dtype == np.float32
     assert samples[0]["txt"] == samples[0]["json"]["captions"]["reference"]
 
 

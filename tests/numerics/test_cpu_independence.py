@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
-from pipeline.build import BuildPaths
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GLIBC_HWCAPS = "-AVX2,-FMA,-AVX,-FMA4,-AVX512F,-AVX2_Usable,-FMA_Usable,-AVX_Usable,-FMA4_Usable"
 
@@ -164,25 +162,13 @@ build(load_config(config))
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Every file's bytes, except two kinds whose bytes are not meant to repeat: the writer
-    lock (it holds the writer's pid and start time) and the chip work files, whose LZF
-    streams depend on uninitialised memory in liblzf's hash table (the decoded pixels do
-    not: they are compared through ``_work_pixels`` instead)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        name = str(p.relative_to(root))
-        if not p.is_file() or p.name == ".writer.lock":
-            continue
-        chip_work_file = p.suffix == ".h5" and p.parent == BuildPaths(p.parents[2]).chip_dir
-        out[name] = _work_pixels(p) if chip_work_file else p.read_bytes()
-    return out
-
-
-def _work_pixels(path: Path) -> bytes:
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        return b"".join(k.encode() + h5[k][()].astype("<f4").tobytes() for k in sorted(h5))
+    """Every file's bytes, except the writer lock (it holds the writer's pid and start time).
+    The chip work files count too: their compressed chunks are copied into the shards."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".writer.lock"
+    }
 
 
 @pytest.mark.slow
