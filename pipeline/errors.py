@@ -1,5 +1,9 @@
 """The pipeline's error hierarchy. Every message names the input at fault and the fix."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class PipelineError(Exception):
     """Base class for every error the pipeline raises on purpose."""
@@ -23,6 +27,14 @@ class SchemaError(PipelineError):
 
 class CorpusError(PipelineError):
     """A corpus directory is missing, incomplete or inconsistent."""
+
+
+class CorpusBusyError(CorpusError):
+    """Another process is writing the corpus directory; ``holder`` says who."""
+
+    def __init__(self, message: str, holder: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class StorageError(PipelineError):

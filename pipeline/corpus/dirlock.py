@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import CorpusError
+from pipeline.errors import CorpusBusyError
 from pipeline.storage import storage_errors
 
 LOCK_NAME = ".writer.lock"
@@ -36,14 +36,6 @@ class WriterLock:
     """Proof that this process holds the writer lock of ``corpus``."""
 
     corpus: Path
-
-
-class CorpusBusyError(CorpusError):
-    """Another process is writing the corpus directory; ``holder`` says who."""
-
-    def __init__(self, message: str, holder: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.holder = holder
 
 
 _held: dict[Path, tuple[int, int]] = {}  # resolved corpus dir -> (fd, depth)

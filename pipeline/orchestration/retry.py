@@ -18,8 +18,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowTaskTimeout
 
-from pipeline.corpus.dirlock import CorpusBusyError
-from pipeline.errors import PipelineError, SourceError
+from pipeline.errors import CorpusBusyError, PipelineError, SourceError
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     SourceError,

@@ -3,14 +3,16 @@ shards, metadata.parquet, records, the WebDataset tars and index, the STAC view.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from pipeline.chips.workers import worker_pool
 
 from pipeline.build import BuildPaths
 from pipeline.config import load_config
 from pipeline.corpus.export import write_views
 from pipeline.corpus.publish import current_version
 from pipeline.corpus.write import write_corpus
+from pipeline.engine import executor
 
 
 def tree(root) -> dict[str, bytes]:
@@ -28,7 +30,7 @@ def test_one_or_two_workers_write_identical_corpora(tiny_corpus, tmp_path):
     trees = {}
     for workers in (1, 2):
         into = tmp_path / f"workers-{workers}"
-        with worker_pool(workers) as pool:
+        with executor(_on(config, workers)) as pool:
             write_corpus(
                 config,
                 paths.scenes,
@@ -49,3 +51,8 @@ def test_one_or_two_workers_write_identical_corpora(tiny_corpus, tmp_path):
     published = current_version(tiny_corpus)
     for name, data in trees[1].items():  # and the published build's own bytes
         assert (published / name).read_bytes() == data, name
+
+
+def _on(config, workers: int):
+    """``config`` run by ``workers`` engine workers (two: a Dask LocalCluster)."""
+    return dataclasses.replace(config, engine=dataclasses.replace(config.engine, n_workers=workers))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import multiprocessing
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from pipeline.chips.workers import worker_pool
 
 from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
 from pipeline.compression import COMPRESSION_ATTR, shard_compression
@@ -69,7 +69,7 @@ def write(corpus: Path, rows: list[dict], chip_dir: Path, pool: cf.Executor, **k
 
 @pytest.fixture(scope="module")
 def serial():
-    with worker_pool(1) as pool:
+    with _pool(1) as pool:
         yield pool
 
 
@@ -110,7 +110,7 @@ def test_two_worker_processes_write_the_same_bytes(tmp_path, serial):
     digests = {}
     for workers in (1, 2):
         out = tmp_path / f"workers-{workers}"
-        with worker_pool(workers) as pool:
+        with _pool(workers) as pool:
             names = write_shards(
                 pool, out, shards, records(rows), tmp_path / "work", "blosc-zstd-3-bit"
             )
@@ -120,3 +120,10 @@ def test_two_worker_processes_write_the_same_bytes(tmp_path, serial):
             for p in sorted((out / "shards").glob("*.h5"))
         }
     assert digests[1] == digests[2] and len(digests[1]) == 4
+
+
+def _pool(workers: int) -> cf.Executor:
+    """One thread, or spawned processes: any ``concurrent.futures`` executor will do."""
+    if workers == 1:
+        return cf.ThreadPoolExecutor(1)
+    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
