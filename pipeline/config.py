@@ -34,6 +34,9 @@ from pipeline.sources.settings import (
 SUPPORTED_COLLECTIONS = ("sentinel-2-l2a", "sentinel-1-grd")
 DEFAULT_WINDOW_DAYS = {"flood": 12, "wildfire": 365, "earthquake": 60}
 CORPUS_VIEWS = ("clm-hdf5", "webdataset", "stac")
+# The WebDataset view is a second full copy of the pixels (gzip members, ~1x the shards):
+# written when training needs it (``ensure_webdataset``) or when `output.views` asks for it.
+DEFAULT_VIEWS = ("clm-hdf5", "stac")
 ON_UNVERIFIABLE = ("raise", "record")
 SPLIT_METHODS = ("stratified", "geo-block")
 
@@ -119,7 +122,7 @@ class OutputConfig:
     shard_size: int = 256
     train_fraction: float = 0.2
     split_seed: int = 0
-    views: tuple[str, ...] = CORPUS_VIEWS
+    views: tuple[str, ...] = DEFAULT_VIEWS
     split_method: str = "stratified"
     geo_block_size: int = 4  # grid cells per block side (geo-block split)
     webdataset_shard_size: int = 512  # samples per WebDataset tar
@@ -400,7 +403,7 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         shard_size=int(raw.get("shard_size", 256)),
         train_fraction=float(raw.get("train_fraction", 0.2)),
         split_seed=int(raw.get("split_seed", 0)),
-        views=tuple(raw.get("views", CORPUS_VIEWS)),
+        views=tuple(raw.get("views", DEFAULT_VIEWS)),
         split_method=str(raw.get("split_method", "stratified")),
         geo_block_size=int(raw.get("geo_block_size", 4)),
         webdataset_shard_size=int(raw.get("webdataset_shard_size", 512)),

@@ -373,11 +373,18 @@ def read_queries(corpus_dir: Path) -> list[Query]:
 
 
 def ensure_queries(corpus_dir: Path, min_support: int = 5) -> list[Query]:
-    """The corpus queries, generating them (and the qrels) when absent or older than the corpus."""
+    """The corpus queries, generating them (and the qrels) when absent or older than the corpus
+    (into a new published version when ``corpus_dir`` holds published versions)."""
     corpus_dir = Path(corpus_dir)
     queries = corpus_dir / QUERIES_NAME
     metadata = corpus_dir / "metadata.parquet"
     current = queries.is_file() and all(qrels_path(corpus_dir, n).is_file() for n in QREL_SETS)
     if not current or queries.stat().st_mtime < metadata.stat().st_mtime:
-        write_queries(corpus_dir, min_support)
+        from pipeline.corpus.export import export_view
+        from pipeline.corpus.publish import current_version
+
+        if current_version(corpus_dir) is None:
+            write_queries(corpus_dir, min_support)
+        else:  # part of the clm-hdf5 view: a new published version, under the writer lock
+            export_view(corpus_dir, "clm-hdf5")
     return read_queries(corpus_dir)

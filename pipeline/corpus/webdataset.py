@@ -302,7 +302,9 @@ def read_webdataset_index(corpus_dir: Path) -> list[dict[str, Any]]:
 
 
 def ensure_webdataset(corpus_dir: Path, shard_size: int = 512) -> list[Path]:
-    """The shard paths, writing the view first when its index is missing or out of date."""
+    """The shard paths, writing the view first when its index is missing or out of date: into
+    a new published version (under the writer lock) when ``corpus_dir`` holds published
+    versions, else in place."""
     corpus_dir = Path(corpus_dir)
     index = corpus_dir / WDS_DIR / INDEX_NAME
     metadata = corpus_dir / "metadata.parquet"
@@ -311,4 +313,10 @@ def ensure_webdataset(corpus_dir: Path, shard_size: int = 512) -> list[Path]:
         paths = [corpus_dir / WDS_DIR / s["path"] for s in shards]
         if all(p.is_file() for p in paths):
             return paths
-    return write_webdataset(corpus_dir, shard_size)
+    from pipeline.corpus.export import export_view
+    from pipeline.corpus.publish import current_version
+
+    if current_version(corpus_dir) is None:
+        return write_webdataset(corpus_dir, shard_size)
+    export_view(corpus_dir, "webdataset", shard_size)
+    return [corpus_dir / WDS_DIR / s["path"] for s in read_webdataset_index(corpus_dir)]

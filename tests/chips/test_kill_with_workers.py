@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipeline.config import CORPUS_VIEWS
 from pipeline.corpus.lock import LOCK_FILE, read_lock
 
 SEED = 20261129
@@ -70,6 +71,8 @@ finally:
         json.dump(counts, fh)
 """
 
+ALL_VIEWS = list(CORPUS_VIEWS)  # the kill points include the WebDataset writer
+
 
 def run_build(config: Path, report: Path, token: str, kill: list | None = None) -> int:
     """``clm build`` under the counting runner; output to files, so that a surviving worker
@@ -87,7 +90,7 @@ def run_build(config: Path, report: Path, token: str, kill: list | None = None) 
 
 
 def build_config(run_config, archive: Path, out: Path) -> Path:
-    output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
+    output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8, "views": ALL_VIEWS}
     return run_config(out.parent / "run.yaml", archive, out, engine={"n_workers": 2}, output=output)
 
 

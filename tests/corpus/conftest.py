@@ -27,7 +27,12 @@ def tiny_corpus(tiny_archive, tmp_path_factory, run_config) -> Path:
         run_config,
         tiny_archive,
         out,
-        output={"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8},
+        output={
+            "dir": str(out),
+            "shard_size": 8,
+            "webdataset_shard_size": 8,
+            "views": ["clm-hdf5", "webdataset", "stac"],
+        },
     )
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pipeline.build import rebuild
 from pipeline.cli import app
-from pipeline.config import load_config
+from pipeline.config import CORPUS_VIEWS, load_config
 from pipeline.corpus.lock import (
     LOCK_FILE,
     SourceDriftError,
@@ -47,7 +47,12 @@ def test_recipe_in_the_lock_gives_back_the_run_config(
             tmp_path / "c.yaml",
             tiny_archive,
             tiny_corpus,
-            output={"dir": str(tiny_corpus), "shard_size": 8, "webdataset_shard_size": 8},
+            output={
+                "dir": str(tiny_corpus),
+                "shard_size": 8,
+                "webdataset_shard_size": 8,
+                "views": list(CORPUS_VIEWS),
+            },
         )
     )
     again = config_from_lock(read_lock(tiny_corpus / LOCK_FILE), tiny_corpus)

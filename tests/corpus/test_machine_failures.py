@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import CORPUS_VIEWS
 from pipeline.corpus.dirlock import LOCK_NAME
 from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
 from pipeline.corpus.versions import versions
@@ -75,7 +76,12 @@ def clm(*args: str) -> subprocess.CompletedProcess:
 
 
 def config_for(run_config, archive: Path, out: Path, name: str, **output) -> Path:
-    base = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
+    base = {
+        "dir": str(out),
+        "shard_size": 8,
+        "webdataset_shard_size": 8,
+        "views": list(CORPUS_VIEWS),
+    }
     return run_config(out.parent.parent / f"{name}.yaml", archive, out, output=base | output)
 
 

@@ -22,6 +22,7 @@ import h5py
 import pandas as pd
 import pytest
 
+from pipeline.config import CORPUS_VIEWS
 from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
 from pipeline.corpus.versions import versions
 
@@ -63,6 +64,8 @@ KILL_POINTS = {  # id: (module, function, kill before its N-th call / item)
     "after-version-rename": ("pipeline.corpus.publish", "_point_current", 1),
     "mid-top-level-links": ("pipeline.corpus.publish", "_link_name", 4),
 }
+
+ALL_VIEWS = list(CORPUS_VIEWS)  # the kill points include the WebDataset writer
 
 
 def kill_build_at(config, module, function, after):
@@ -132,7 +135,7 @@ def test_killed_build_resumes_to_the_clean_corpus(
         tmp_path / "run.yaml",
         tiny_archive,
         out,
-        output={"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8},
+        output={"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8, "views": ALL_VIEWS},
     )
     kill_build_at(config, *KILL_POINTS[point])
     assert_nothing_half_written(out)

@@ -171,3 +171,29 @@ def test_dotted_keys_are_rejected(corpus):
     meta.to_parquet(corpus / "metadata.parquet")
     with pytest.raises(CorpusError, match="contains a dot"):
         write_webdataset(corpus)
+
+
+def test_training_publishes_the_webdataset_view_as_a_new_version(
+    tiny_archive, run_config, tmp_path
+):
+    """The default build leaves the second copy of the pixels out; the trainer's
+    ``ensure_webdataset`` writes it into a new published version, once, under the lock."""
+    from pipeline.build import build
+    from pipeline.config import load_config
+    from pipeline.corpus.publish import current_version
+    from pipeline.corpus.webdataset import ensure_webdataset
+
+    out = tmp_path / "corpus"
+    config = load_config(run_config(tmp_path / "run.yaml", tiny_archive, out))
+    build(config)
+    assert config.output.views == ("clm-hdf5", "stac")
+    assert not (out / "webdataset").exists() and (out / "queries.jsonl").is_file()
+    first = current_version(out)
+    paths = ensure_webdataset(out, shard_size=8)
+    second = current_version(out)
+    assert second != first and paths and all(p.is_file() for p in paths)
+    assert (out / "webdataset").is_symlink()  # published like every top-level name
+    assert sorted(p.name for p in first.iterdir()) == sorted(
+        p.name for p in second.iterdir() if p.name != "webdataset"
+    )
+    assert ensure_webdataset(out, shard_size=8) == paths and current_version(out) == second

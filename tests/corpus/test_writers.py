@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from pipeline.build import stage_chips, stage_corpus, stage_search
 from pipeline.cli import app
-from pipeline.config import load_config
+from pipeline.config import CORPUS_VIEWS, load_config
 from pipeline.corpus.dirlock import LOCK_NAME, CorpusBusyError, read_holder, writer_lock
 from pipeline.corpus.lock import LOCK_FILE, read_lock
 
@@ -114,7 +114,12 @@ def test_two_builds_into_one_directory(tiny_corpus, tiny_archive, run_config, tm
     """The second ``clm build`` exits 2 naming the first; the first's corpus equals a solo
     build (the session's ``tiny_corpus``, same recipe)."""
     out = tmp_path / "corpus"
-    output = {"dir": str(out), "shard_size": 8, "webdataset_shard_size": 8}
+    output = {
+        "dir": str(out),
+        "shard_size": 8,
+        "webdataset_shard_size": 8,
+        "views": list(CORPUS_VIEWS),
+    }
     config = run_config(tmp_path / "run.yaml", tiny_archive, out, output=output)
     clm = [str(Path(sys.executable).parent / "clm"), "build", "--config", str(config)]
     first = subprocess.Popen(clm, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
