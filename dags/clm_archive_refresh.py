@@ -14,7 +14,8 @@ says otherwise (`none`: manual only); no catch-up, one active run.
 * **Asset**: only a refresh that publishes a new version adds an event to the corpus Asset
   (`file://<corpus dir>`, through the alias `clm-corpus`), which schedules `clm_train_closp`.
 * **Retries**: transient errors only, exponential backoff; bad params or config fail at once.
-* **Pools**: `plan` and `chips` run in the pool `clm_sources`.
+* **Pools**: `plan` and `chips` run in the pool `clm_sources`, or their provider's pool
+  (`clm_source_<provider>`, routed by the deployment's cluster policy).
 * **Failures**: a summary lands in `<corpus>/runs/clm_archive_refresh/<run_id>/<task>.json`.
 
 Every task is one call into `pipeline.orchestration.corpus_tasks`; see docs/airflow.md.

@@ -16,7 +16,8 @@ without retries, with a message naming the param to fix.
   failing after its own HTTP retries, a busy corpus directory, a hung connection); bad input
   (`ConfigError` and the other pipeline errors) fails at once.
 * **Pools**: `search` and `chips` talk to the imagery provider and run in the pool
-  `clm_sources` (create it: `airflow pools set clm_sources 4 "imagery providers"`).
+  `clm_sources` (create it: `airflow pools set clm_sources 4 "imagery providers"`), or in
+  `clm_source_<provider>` when the deployment's cluster policy routes them (docs/airflow.md).
 * **Concurrency**: one active run (`max_active_runs=1`); the corpus directory's writer lock
   refuses a second writer from anywhere else.
 * **Failures**: a summary (task, try, error, log file, partial outputs) lands in

@@ -44,6 +44,9 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_VAR) or socket.getfqdn()
 
 
+LOCAL_SETTINGS = "from pipeline.orchestration.pools import task_instance_mutation_hook  # noqa\n"
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Where the cluster lives and what it talks to (unique names per cluster)."""
@@ -138,6 +141,8 @@ class AirflowCluster:
         (self.settings.home / "procs").mkdir(exist_ok=True)
         (self.settings.home / "passwords.json").write_text(json.dumps({USER: self.password}))
         _create_database(self.settings.database)
+        (self.settings.home / "config").mkdir(exist_ok=True)  # the deployment's cluster policy
+        (self.settings.home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
         self.cli("db", "migrate", timeout=timeout)
         pools = {name: {"slots": n, "description": "test pool"} for name, n in self.settings.pools}
         (self.settings.home / "pools.json").write_text(json.dumps(pools))

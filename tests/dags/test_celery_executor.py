@@ -39,7 +39,9 @@ def cluster(tmp_path_factory):
     """Two single-slot Celery workers and the rest of Airflow, started once per module.
     The refresh DAG is manual-only here, so unpausing it starts no scheduled run."""
     settings = ClusterSettings(
-        home=tmp_path_factory.mktemp("airflow"), extra_env=(("CLM_REFRESH_SCHEDULE", "none"),)
+        home=tmp_path_factory.mktemp("airflow"),
+        extra_env=(("CLM_REFRESH_SCHEDULE", "none"), ("CLM_PROVIDER_POOLS", "archive,cdse")),
+        pools=(("clm_sources", 2), ("clm_training", 1), ("clm_source_archive", 1)),
     )
     with airflow_cluster(settings) as running:
         yield running
@@ -93,6 +95,9 @@ def test_build_corpus_on_two_celery_workers_matches_clm_build(
 
     _assert_ran_on_celery_workers(cluster, "clm_build_corpus", tis)
     _assert_same_corpus(tmp_path / "dag", expected)
+    pools = {ti["task_id"]: ti["pool"] for ti in tis}  # routed by the cluster policy
+    assert pools["search"] == pools["chips"] == "clm_source_archive", pools
+    assert pools["captions"] == "default_pool", pools
 
 
 def _archive_before(archive: Path, cut: str) -> dict[str, bytes]:
