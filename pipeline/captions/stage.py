@@ -73,9 +73,14 @@ def caption_records(
         done: dict[int, list[str]] = {}
         with progress(len(chips), "chip", "captions") as bar:
             for future in cf.as_completed(futures):
-                done[futures[future]] = future.result()
+                done[futures[future]] = _finished(future)
                 bar.update(len(chunks[futures[future]]))
     return [line for i in range(len(chunks)) for line in done[i]]
+
+
+def _finished(future: cf.Future[list[str]]) -> list[str]:
+    """A caption chunk's lines, taken in the build process (one call per chunk)."""
+    return future.result()
 
 
 def cell_static_labels(

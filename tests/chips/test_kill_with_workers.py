@@ -32,7 +32,7 @@ MARK = "CLM_KILL_TEST"  # environment variable every process of one test build i
 STAGES = {  # stage: (module, function the build process calls there, many times)
     "chips-plan": ("pipeline.chips.stage", "plan_scene"),  # per scene, before handing out
     "chips-results": ("pipeline.chips.stage", "_result"),  # per scene, workers busy
-    "captions": ("pipeline.captions.stage", "build_record"),  # per chip
+    "captions": ("pipeline.captions.stage", "_finished"),  # per chunk, in the main process
     "shards": ("pipeline.corpus.shards", "_finished"),  # per shard, in the main process
     "lock": ("pipeline.corpus.lock", "fingerprint"),  # per input and output file
 }

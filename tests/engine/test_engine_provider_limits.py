@@ -1,6 +1,6 @@
 """Per-provider limits hold across the workers of a Dask cluster: the chip stage on a
 ``LocalCluster`` of 2 worker processes, reading the tiny archive from a loopback range server
-that records how many requests it serves at once, per host. Fingerprints (HEAD, from the
+that records how many scenes it serves requests of at once, per host. Fingerprints (HEAD, from the
 workers) and reads (GDAL range requests) both count."""
 
 from __future__ import annotations
@@ -25,37 +25,45 @@ DELAY_S = 0.01  # per request: makes overlapping requests likely when nothing bo
 
 @dataclass
 class InFlight:
-    """Requests being served now and at most, per ``Host`` header."""
+    """Scenes with a request being served now, and at most at once, per ``Host`` header.
 
-    now: Counter[str] = field(default_factory=Counter)
+    Scenes, not requests: one worker reads a scene's files one request after another, and
+    the next can arrive while the server thread of the previous one (whose last bytes the
+    client already has) is still returning; two *scenes* in flight at once are two workers."""
+
+    now: dict[str, Counter[str]] = field(default_factory=dict)
     peak: Counter[str] = field(default_factory=Counter)
     served: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextlib.contextmanager
-    def request(self, host: str) -> Iterator[None]:
+    def request(self, host: str, scene: str) -> Iterator[None]:
         with self.lock:
-            self.now[host] += 1
-            self.peak[host] = max(self.peak[host], self.now[host])
+            scenes = self.now.setdefault(host, Counter())
+            scenes[scene] += 1
+            self.peak[host] = max(self.peak[host], len(+scenes))
             self.served += 1
         try:
             threading.Event().wait(DELAY_S)
             yield
         finally:
             with self.lock:
-                self.now[host] -= 1
+                self.now[host][scene] -= 1
 
 
 class _CountingHandler(_RangeHandler):
     flight: InFlight
 
     def do_GET(self) -> None:
-        with self.flight.request(self.headers.get("Host", "?")):
+        with self.flight.request(self.headers.get("Host", "?"), self._scene()):
             super().do_GET()
 
     def do_HEAD(self) -> None:
-        with self.flight.request(self.headers.get("Host", "?")):
+        with self.flight.request(self.headers.get("Host", "?"), self._scene()):
             super().do_HEAD()
+
+    def _scene(self) -> str:
+        return self.path.split("?")[0].rsplit("/", 1)[0]  # the scene's folder
 
 
 @contextlib.contextmanager
