@@ -20,20 +20,22 @@ from pipeline.captions.stage import caption_chips
 from pipeline.chips.stage import extract_chips
 from pipeline.config import RunConfig
 from pipeline.corpus.dirlock import WriterLock, corpus_writer
-from pipeline.corpus.export import write_views
-from pipeline.corpus.gc import release_work_chips
-from pipeline.corpus.inspect import summarize
-from pipeline.corpus.lock import (
-    LOCK_FILE,
+from pipeline.corpus.drift import (
     Drift,
     SourceDriftError,
     check_inputs,
     check_items,
     check_outputs,
+    format_drift,
+)
+from pipeline.corpus.export import write_views
+from pipeline.corpus.gc import release_work_chips
+from pipeline.corpus.inspect import summarize
+from pipeline.corpus.lock import (
+    LOCK_FILE,
     config_from_lock,
     event_entries,
     fingerprint_inputs,
-    format_drift,
     output_files,
     read_lock,
     write_lock,

@@ -241,7 +241,7 @@ def rebuild(
 ) -> None:
     """Regenerate a corpus byte for byte from its lock; report any input or output drift."""
     from pipeline.build import rebuild as run_rebuild
-    from pipeline.corpus.lock import format_drift
+    from pipeline.corpus.drift import format_drift
 
     try:
         report = run_rebuild(lock, out, allow_drift=allow_drift)

@@ -21,7 +21,8 @@ import pipeline.chips.extract
 from pipeline.build import stage_chips, stage_search
 from pipeline.chips.extract import CHIP_COLUMNS
 from pipeline.config import load_config
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.errors import SourceError
 
 

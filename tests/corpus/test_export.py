@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.corpus.versions import versions
 
 

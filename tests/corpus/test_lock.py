@@ -12,14 +12,8 @@ from typer.testing import CliRunner
 from pipeline.build import rebuild
 from pipeline.cli import app
 from pipeline.config import CORPUS_VIEWS, load_config
-from pipeline.corpus.lock import (
-    LOCK_FILE,
-    SourceDriftError,
-    check_inputs,
-    check_outputs,
-    config_from_lock,
-    read_lock,
-)
+from pipeline.corpus.drift import SourceDriftError, check_inputs, check_outputs
+from pipeline.corpus.lock import LOCK_FILE, config_from_lock, read_lock
 from pipeline.schemas import schema_errors
 
 

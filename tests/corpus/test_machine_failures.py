@@ -19,7 +19,8 @@ import pytest
 
 from pipeline.config import CORPUS_VIEWS
 from pipeline.corpus.dirlock import LOCK_NAME
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.corpus.versions import versions
 
 MiB = 1 << 20

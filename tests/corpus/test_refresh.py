@@ -15,7 +15,8 @@ import pytest
 
 from pipeline.build import refresh
 from pipeline.config import load_config
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.corpus.refresh import merged_scenes, plan_refresh
 from pipeline.corpus.versions import versions
 from pipeline.sources.select import read_scenes

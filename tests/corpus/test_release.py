@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.corpus.release import release_source
 
 PUBLISHED_PARTS = [

@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import CORPUS_VIEWS
-from pipeline.corpus.lock import LOCK_FILE, check_outputs, read_lock
+from pipeline.corpus.drift import check_outputs
+from pipeline.corpus.lock import LOCK_FILE, read_lock
 from pipeline.corpus.versions import versions
 
 STAGING = Path("versions") / ".staging"

@@ -29,7 +29,8 @@ from pipeline.build import stage_captions, stage_chips, stage_corpus, stage_sear
 from pipeline.chips.plan import plan_scene
 from pipeline.chips.read import read_scene_chips
 from pipeline.config import load_config
-from pipeline.corpus.lock import check_inputs, format_drift, read_lock
+from pipeline.corpus.drift import check_inputs, format_drift
+from pipeline.corpus.lock import read_lock
 from pipeline.errors import PipelineError
 from pipeline.sources.access import pc_token, redact
 from pipeline.sources.base import Scene, SearchQuery

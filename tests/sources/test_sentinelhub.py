@@ -361,7 +361,7 @@ def test_rendered_bands_are_pinned_by_their_process_request(sentinel_hub, tiny_a
 
     import jsonschema
 
-    from pipeline.corpus.lock import _compare
+    from pipeline.corpus.drift import _compare
     from pipeline.sources.access import fingerprint_href
     from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 
