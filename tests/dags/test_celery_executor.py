@@ -130,7 +130,9 @@ def _corpus_one_refresh_behind(archive_src: Path, root: Path, run_config) -> Pat
     archive = root / "archive"
     shutil.copytree(archive_src, archive)
     full = _archive_before(archive, CUT)
-    config = run_config(root / "run.yaml", archive, root / "corpus")
+    views = ["clm-hdf5", "webdataset", "stac"]  # trained after every refresh, as deploy.yaml
+    output = {"dir": str(root / "corpus"), "shard_size": 8, "views": views}
+    config = run_config(root / "run.yaml", archive, root / "corpus", output=output)
     _build_with_clm(config, archive, root / "corpus")
     for name, data in full.items():
         (archive / name).write_bytes(data)
@@ -174,6 +176,8 @@ def test_a_refresh_publishing_a_version_triggers_training_through_the_corpus_ass
     tis = _run_to_success(cluster, "clm_train_closp", train["dag_run_id"])
     _assert_ran_on_celery_workers(cluster, "clm_train_closp", tis)
     _assert_trained_on_the_refreshed_version(cluster, train["dag_run_id"], refresh, tmp_path)
+    current = (tmp_path / "corpus" / "versions" / "current").resolve().name
+    assert current == "v002"  # its WebDataset view was published with it: training added none
 
     again = cluster.trigger("clm_archive_refresh", {"config": str(config)})  # nothing new
     tis = _run_to_success(cluster, "clm_archive_refresh", again)
