@@ -121,6 +121,7 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
                 elsewhere,
             )
         )
+        _wait_for_workers(address, 2, logs / "w.log")  # both joined before the build looks
         yield address
     finally:
         for proc in reversed(procs):
@@ -134,6 +135,16 @@ def external_cluster(tmp_path: Path) -> Iterator[str]:
 def _start(command: list, log: Path, cwd: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, cwd=cwd)
+
+
+def _wait_for_workers(address: str, n: int, log: Path) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        try:
+            client.wait_for_workers(n, timeout=120)
+        except TimeoutError:
+            raise AssertionError(log.read_text()) from None
 
 
 def _address(info: Path, scheduler: subprocess.Popen, log: Path) -> str:
