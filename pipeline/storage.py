@@ -62,6 +62,10 @@ def hdf5_atomic(final: Path, **options: Any) -> Iterator[Any]:
     import h5py
 
     name = f"{Path(final).name}.{uuid.uuid4().hex}"  # identifies the in-memory file only
+    # No chunk cache: every chunk is placed in the file when it is written, in write order.
+    # With a cache, chunks are placed when their dataset is closed, i.e. when Python frees
+    # the object, and that order (hence the file's bytes) could differ between processes.
+    options.setdefault("rdcc_nbytes", 0)
     with h5py.File(name, "w", driver="core", backing_store=False, **options) as h5:
         yield h5
         h5.flush()
