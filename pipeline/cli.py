@@ -214,8 +214,8 @@ def export(
 
 @app.command()
 def gc(corpus: Annotated[Path, typer.Argument(help="corpus directory")]) -> None:
-    """Release the chip pixels in CORPUS/work/chips that the published shards hold (resume
-    and refresh then read them from the shards); a build does this itself unless
+    """Release the chip pixels in the corpus's work area that the published shards hold
+    (resume and refresh then read them from the shards); a build does this itself unless
     output.work_chips is keep."""
     from pipeline.corpus.gc import gc_corpus
 
