@@ -69,19 +69,32 @@ def serve_archive(
 ) -> Iterator[StacServer]:
     """Serve ``archive`` (its ``items.parquet``, or ``items``) through stac-fastapi-pgstac."""
     pg = pg or Postgres()
-    port = port or free_port(host)
-    database = f"clm_stac_{port}"
     archive = Path(archive).resolve()
-    with serve_directory(archive) as cogs, _database(pg, database):
-        load_archive(pg.dsn(database), archive, cogs.url, items)
-        with _api_process(pg, database, host, port) as url:
-            yield StacServer(url, cogs.url, database)
+    # The listening socket is bound here and handed to uvicorn (``--fd``): a port picked by
+    # number and bound later by the child can be taken by anything in between.
+    with _listening_socket(host, port) as sock:
+        port = int(sock.getsockname()[1])
+        database = f"clm_stac_{port}"
+        with serve_directory(archive) as cogs, _database(pg, database):
+            load_archive(pg.dsn(database), archive, cogs.url, items)
+            with _api_process(pg, database, sock) as url:
+                yield StacServer(url, cogs.url, database)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+@contextlib.contextmanager
+def _listening_socket(host: str, port: int) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SourceError(
+            f"cannot listen on {host}:{port} for the STAC API: {exc}; choose another --port "
+            "(0 picks a free one)"
+        ) from exc
+    with sock:
+        sock.listen(128)
+        yield sock
 
 
 @contextlib.contextmanager
@@ -198,12 +211,16 @@ def _minimal_collection(cid: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _api_process(pg: Postgres, database: str, host: str, port: int) -> Iterator[str]:
+def _api_process(pg: Postgres, database: str, sock: socket.socket) -> Iterator[str]:
     env = {**os.environ, **pg.env(database), "ENABLE_TRANSACTIONS_EXTENSIONS": "false"}
+    fd = sock.fileno()
     cmd = [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:app",
-           "--host", host, "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://{host}:{port}"
+           "--fd", str(fd), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(fd,)
+    )
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     try:
         _wait_ready(proc, url)
         yield url

@@ -45,3 +45,21 @@ def test_missing_file_and_unsatisfiable_range(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as beyond:
             _get(f"{server.url}/a.bin", {"Range": "bytes=10-20"})
         assert beyond.value.code == 416
+
+
+def test_the_stac_api_port_is_bound_before_any_database_work(tmp_path):
+    """``serve_archive`` binds the API socket itself and hands it to uvicorn, so a port cannot
+    be lost between choosing and binding it; a port in use is refused naming it and the fix,
+    before PostgreSQL is touched."""
+    import socket
+
+    from pipeline.archive.stac_server import serve_archive
+    from pipeline.errors import SourceError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        refused = pytest.raises(SourceError, match=rf"127\.0\.0\.1:{port}.*--port")
+        with refused, serve_archive(tmp_path / "no-archive", port=port):
+            pass

@@ -27,7 +27,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,15 @@ class ClusterSettings:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port() -> int:
@@ -147,6 +156,7 @@ class AirflowCluster:
         pools = {name: {"slots": n, "description": "test pool"} for name, n in self.settings.pools}
         (self.settings.home / "pools.json").write_text(json.dumps(pools))
         self.cli("pools", "import", str(self.settings.home / "pools.json"), timeout=timeout)
+        self._ports_still_free()
         self._spawn("api-server", ["api-server"])
         self._spawn("scheduler", ["scheduler"])
         self._spawn("dag-processor", ["dag-processor"])
@@ -154,6 +164,14 @@ class AirflowCluster:
             self._spawn(name, self._worker_args(name), {WORKER_NAME_VAR: name})
         self._wait_for_api(timeout)
         self._wait_for_workers(timeout)
+
+    def _ports_still_free(self) -> None:
+        """Airflow binds its ports itself, a minute after they were chosen (``db migrate``):
+        take fresh ones if anything has taken them since, so the window is milliseconds."""
+        if all(_port_free(p) for p in (self.settings.port, self.settings.health_port)):
+            return
+        self.settings = replace(self.settings, port=_free_port(), health_port=_free_port())
+        self.env = airflow_env(self.settings, self.password)
 
     def _worker_args(self, name: str) -> list[str]:
         return [
