@@ -109,6 +109,9 @@ CANDIDATES: dict[str, ShardCompression] = {
     "blosc-zstd-3": ShardCompression(
         "blosc-zstd-3", "blosc", 3, codec="zstd", inner_shuffle="byte"
     ),
+    "blosc-zstd-1-bit": ShardCompression(
+        "blosc-zstd-1-bit", "blosc", 1, codec="zstd", inner_shuffle="bit"
+    ),
     "blosc-zstd-3-bit": ShardCompression(
         "blosc-zstd-3-bit", "blosc", 3, codec="zstd", inner_shuffle="bit"
     ),
@@ -131,7 +134,7 @@ CANDIDATES: dict[str, ShardCompression] = {
     "bitshuffle-zstd-3": ShardCompression("bitshuffle-zstd-3", "bitshuffle", 3, codec="zstd"),
     "none": ShardCompression("none", "none"),
 }
-DEFAULT_SHARD_COMPRESSION = "blosc-zstd-3-bit"
+DEFAULT_SHARD_COMPRESSION = "blosc-zstd-1-bit"
 
 
 def shard_compression(name: str) -> ShardCompression:

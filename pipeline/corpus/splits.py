@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from pipeline.errors import ConfigError
 from pipeline.labels.taxonomy import REFERENCE_LABELS
@@ -114,6 +113,10 @@ def stratified_split(
     if len(order) < 2:
         return {keys[i]: CORPUS for i in order}
     y = target_matrix([labels[i] for i in order], [strata[i] for i in order] if strata else None)
+    # Imported here: it brings scikit-learn and SciPy (seconds), and every engine worker
+    # imports this module through the corpus stages without ever splitting.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
     splitter = MultilabelStratifiedShuffleSplit(
         n_splits=1, train_size=train_fraction, test_size=1 - train_fraction, random_state=seed
     )
