@@ -2,6 +2,7 @@
 under every candidate HDF5 filter, on the chips of a built corpus.
 
     python benchmarks/shard_compression.py CORPUS [--out shard-compression.json] [--every 1]
+        [--repeats 3] [--candidates blosc-zstd-1-bit,blosc-zstd-3-bit]
 
 For each candidate the chips of every shard of ``CORPUS`` (every ``--every``-th chip) are
 written into an in-memory HDF5 file exactly as the corpus stage writes a shard (a group per
@@ -41,7 +42,10 @@ def write_image(
     chips: Sequence[tuple[str, np.ndarray, np.ndarray]], codec: ShardCompression
 ) -> bytes:
     name = f"bench-{uuid.uuid4().hex}"
-    with h5py.File(name, "w", driver="core", backing_store=False, track_order=True) as h5:
+    # As ``pipeline.storage.hdf5_atomic`` writes a shard: in memory, without a chunk cache.
+    with h5py.File(
+        name, "w", driver="core", backing_store=False, track_order=True, rdcc_nbytes=0
+    ) as h5:
         for key, image, coords in chips:
             group = h5.create_group(key)
             group.create_dataset("image", data=image, **codec.dataset_options(image.shape))
@@ -79,10 +83,13 @@ class _BytesFile:
         raise OSError("read-only")
 
 
-def measure(corpus: Path, every: int, repeats: int) -> list[dict[str, Any]]:
+def measure(
+    corpus: Path, every: int, repeats: int, names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     shards = sorted((corpus / "shards").glob("*.h5"))
     rows = []
-    for name, codec in CANDIDATES.items():
+    for name in names or list(CANDIDATES):
+        codec = CANDIDATES[name]
         write_s = [0.0] * repeats
         read_s = [0.0] * repeats
         size = raw = chips = 0
@@ -130,8 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("shard-compression.json"))
     parser.add_argument("--every", type=int, default=1, help="use every n-th chip of a shard")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--candidates", help="comma-separated recipe names (default: all)", default=None
+    )
     args = parser.parse_args(argv)
-    rows = measure(args.corpus, args.every, args.repeats)
+    names = args.candidates.split(",") if args.candidates else None
+    if names and (unknown := sorted(set(names) - set(CANDIDATES))):
+        parser.error(f"unknown recipes {unknown}; choose from {', '.join(CANDIDATES)}")
+    rows = measure(args.corpus, args.every, args.repeats, names)
     args.out.write_text(
         json.dumps(
             {"hdf5plugin": hdf5plugin.version, "h5py": h5py.__version__, "rows": rows}, indent=2
