@@ -129,10 +129,11 @@ def extract_scene(
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
     recipe = shard_compression(WORK_COMPRESSION)
+    shared = _scene_fields(scene, inputs)
     with hdf5_atomic(h5_path) as h5:
         h5.attrs[COMPRESSION_ATTR] = recipe.name
         for pixels in read_scene_chips(readable, chips, retry):
-            row = _chip_row(scene, pixels, rules.rejection(pixels), inputs)
+            row = _chip_row(shared, pixels, rules.rejection(pixels))
             if row["rejected"] is None:
                 image = pixels.image.astype("float32", copy=False)
                 h5.create_dataset(
@@ -178,17 +179,31 @@ CHIP_COLUMNS = pa.schema(  # one row of work/chips.parquet, as ``_chip_row`` mak
 )
 
 
-def _chip_row(
-    scene: Scene, pixels: ChipPixels, rejected: str | None, inputs: str
-) -> dict[str, Any]:
-    cell = pixels.chip.cell
+def _scene_fields(scene: Scene, inputs: str) -> dict[str, Any]:
+    """The fields every row of a scene shares (computed once per scene, not per chip)."""
     return {
-        "key": pixels.chip.key,
         "item_id": scene.item_id,
         "collection": scene.collection,
         "sensor": scene.sensor,
         "platform": scene.platform,
         "datetime": scene.datetime.isoformat(),
+        "processing_baseline": _text(scene.processing_baseline),
+        "orbit_state": _text(scene.orbit_state),
+        "instrument_mode": _text(scene.instrument_mode),
+        "assets": json.dumps({b: redact(a.href) for b, a in scene.assets.items()}, sort_keys=True),
+        "inputs_digest": inputs,
+        "software": pipeline.__version__,
+        "polarizations": _polarizations(scene),
+    }
+
+
+def _chip_row(
+    shared: Mapping[str, Any], pixels: ChipPixels, rejected: str | None
+) -> dict[str, Any]:
+    cell = pixels.chip.cell
+    return {
+        **shared,
+        "key": pixels.chip.key,
         "epsg": cell.epsg,
         "col": cell.col,
         "row": cell.row,
@@ -197,13 +212,6 @@ def _chip_row(
         "cloud_fraction": round(pixels.cloud_fraction, 6),
         "rejected": rejected,
         "pixel_sha256": pixel_sha256(pixels.image) if rejected is None else None,
-        "processing_baseline": _text(scene.processing_baseline),
-        "orbit_state": _text(scene.orbit_state),
-        "instrument_mode": _text(scene.instrument_mode),
-        "assets": json.dumps({b: redact(a.href) for b, a in scene.assets.items()}, sort_keys=True),
-        "inputs_digest": inputs,
-        "software": pipeline.__version__,
-        "polarizations": _polarizations(scene),
     }
 
 

@@ -20,7 +20,9 @@ same bytes either way.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ import h5py
 import numpy as np
 
 from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
-from pipeline.chips.grid import ChipGeometry
+from pipeline.chips.grid import CHIP_PIXELS, ChipGeometry
 from pipeline.compression import COMPRESSION_ATTR, ShardCompression, shard_compression
 from pipeline.errors import CorpusError
 from pipeline.progress import progress
@@ -171,28 +173,32 @@ class ChipSources:
 
     def __init__(self, chip_dir: Path, published: Mapping[str, Path]) -> None:
         self.chip_dir, self.published = chip_dir, published
-        self.files: dict[Path, h5py.File] = {}
+        self.files: dict[Path, tuple[h5py.File, str | None]] = {}  # file, its recipe
 
     def __enter__(self) -> ChipSources:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fh in self.files.values():
+        for fh, _ in self.files.values():
             fh.close()
 
-    def _open(self, path: Path) -> h5py.File:
+    def _open(self, path: Path) -> tuple[h5py.File, str | None]:
         if path not in self.files:
-            self.files[path] = h5py.File(path, "r")
+            fh = h5py.File(path, "r")
+            self.files[path] = fh, _recipe_of(fh)
         return self.files[path]
 
     def image(self, chip: Mapping[str, Any]) -> StoredImage:
         key = chip["key"]
-        work = self._open(scene_outputs(self.chip_dir, chip["item_id"], chip["inputs_digest"])[0])
-        if key in work:
-            return StoredImage(work[key], _recipe_of(work))
+        work, recipe = self._open(
+            scene_outputs(self.chip_dir, chip["item_id"], chip["inputs_digest"])[0]
+        )
+        stored = work.get(key)
+        if stored is not None:
+            return StoredImage(stored, recipe)
         if work.attrs.get(RELEASED_ATTR) and key in self.published:
-            shard = self._open(self.published[key])
-            return StoredImage(shard[key]["image"], _recipe_of(shard))
+            shard, recipe = self._open(self.published[key])
+            return StoredImage(shard[key]["image"], recipe)
         raise CorpusError(
             f"the pixels of chip {key} are neither in {work.filename} nor in the published "
             f"corpus; delete {work.filename} and its .json and build again (the scene is re-cut)"
@@ -221,11 +227,36 @@ def _write_chip(
 ) -> None:
     group = h5.create_group(chip["key"])
     _write_image(group, stored, recipe)
-    coords = pixel_coords(ChipGeometry(int(chip["epsg"]), int(chip["col"]), int(chip["row"])))
-    group.create_dataset("coords", data=coords, **recipe.dataset_options(coords.shape))
-    group.attrs["crs"] = int(chip["epsg"])
+    epsg, col, row = int(chip["epsg"]), int(chip["col"]), int(chip["row"])
+    coords = group.create_dataset(
+        "coords", shape=COORDS_SHAPE, dtype=np.float64, **recipe.dataset_options(COORDS_SHAPE)
+    )
+    if recipe.filter == "none":
+        coords[...] = pixel_coords(ChipGeometry(epsg, col, row))
+    else:
+        mask, data = coords_chunk(epsg, col, row, recipe.name)
+        coords.id.write_direct_chunk((0, 0, 0), data, mask)
+    group.attrs["crs"] = epsg
     group.attrs["timestamp"] = chip["datetime"]
     group.attrs["labels"] = np.array(sorted(labels), dtype=h5py.string_dtype())
+
+
+COORDS_SHAPE = (2, CHIP_PIXELS, CHIP_PIXELS)
+
+
+@functools.lru_cache(maxsize=4096)  # ~6 KB a cell: at most ~25 MB per worker process
+def coords_chunk(epsg: int, col: int, row: int, recipe_name: str) -> tuple[int, bytes]:
+    """(filter mask, bytes) of a cell's compressed ``coords`` chunk. They depend on the cell
+    and the recipe only, so every acquisition of a cell a worker writes reuses them (a
+    multi-temporal corpus has many per cell); compressed once through HDF5's own filter
+    pipeline, the bytes are those ``create_dataset(data=coords)`` would store."""
+    coords = pixel_coords(ChipGeometry(epsg, col, row))
+    options = shard_compression(recipe_name).dataset_options(coords.shape)
+    name = f"coords-{uuid.uuid4().hex}"
+    with h5py.File(name, "w", driver="core", backing_store=False, rdcc_nbytes=0) as h5:
+        ds = h5.create_dataset("coords", data=coords, **options)
+        mask, data = ds.id.read_direct_chunk((0, 0, 0))
+    return int(mask), bytes(data)
 
 
 def _write_image(group: h5py.Group, stored: StoredImage, recipe: ShardCompression) -> None:
