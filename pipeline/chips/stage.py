@@ -51,8 +51,9 @@ def extract_chips(config: RunConfig, scenes_path: Path, work: Path) -> Path:
     with asset_resolver(source.asset_base, source.items.parent) as resolve:
         job = SceneJob(_rules(config), chip_dir, resolve, source, engine.provider_limits(config))
         with engine.executor(config) as pool:
-            rows, current = _run(pool, job, planned, config.chips.on_error, failed)
+            rows, current, taken = _run(pool, job, planned, config.chips.on_error, failed)
     write_json_atomic(failed_scenes_path(work), failed)
+    write_json_atomic(taken_fingerprints_path(work), taken)
     out = write_chip_index(work / "chips.parquet", rows)
     remove_stale_work_files(chip_dir, current)
     return out
@@ -87,6 +88,7 @@ class SceneCut:
     inputs: str  # the inputs digest naming the scene's work files
     rows: list[dict[str, Any]]  # one per planned chip
     hashes: dict[FileKey, str]  # sha256 of the local assets, so the lock need not hash them
+    prints: dict[str, dict[str, Any]]  # fingerprint location -> the fingerprint cut from
 
 
 def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> SceneCut:
@@ -96,11 +98,19 @@ def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> Scen
     reads = [job.resolve(h) for h in hrefs]
     prints = [asset_location(h, job.source.asset_base, job.source.items.parent) for h in hrefs]
     with job.limits.hold([*reads, *prints]):
-        inputs = inputs_digest(scene, chips, job.rules, asset_fingerprints(scene, job.source))
+        by_band = asset_fingerprints(scene, job.source)
+        inputs = inputs_digest(scene, chips, job.rules, by_band)
         rows = extract_scene(
             scene, chips, job.rules, job.chip_dir, job.resolve, inputs, job.source.retry
         )
-    return SceneCut(inputs, rows, fingerprints.remembered(prints))
+    taken = {
+        fingerprint_href(
+            scene, asset_location(a.href, job.source.asset_base, job.source.items.parent)
+        ): by_band[band]
+        for band, a in scene.assets.items()
+        if "unverifiable" not in by_band[band]
+    }
+    return SceneCut(inputs, rows, fingerprints.remembered(prints), taken)
 
 
 def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
@@ -138,11 +148,13 @@ def _run(
     planned: list[Planned],
     on_error: str,
     failed: dict[str, str],
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Every chip row, and item id -> inputs digest of each scene cut or resumed; progress
-    in chips as scenes complete, in any order (rows are sorted by key when written)."""
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, dict[str, Any]]]:
+    """Every chip row, item id -> inputs digest of each scene cut or resumed, and the asset
+    fingerprints the scenes were cut from; progress in chips as scenes complete, in any
+    order (rows are sorted by key when written)."""
     rows: list[dict[str, Any]] = []
     current: dict[str, str] = {}
+    taken: dict[str, dict[str, Any]] = {}
     kept: Counter[str] = Counter()
     total = sum(len(chips) for _, chips in planned if isinstance(chips, list))
     with progress(total, "chip", "chips") as bar:
@@ -159,10 +171,11 @@ def _run(
             if cut:
                 current[item_id] = cut.inputs
                 fingerprints.remember(cut.hashes)
+                taken.update(cut.prints)
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.update(n, kept_s1=kept["s1"], kept_s2=kept["s2"], scenes=len(current))
-    return rows, current
+    return rows, current, dict(sorted(taken.items()))
 
 
 def _failed(exc: BaseException) -> cf.Future:
@@ -173,6 +186,13 @@ def _failed(exc: BaseException) -> cf.Future:
 
 def failed_scenes_path(work: Path) -> Path:
     return work / "failed_scenes.json"
+
+
+def taken_fingerprints_path(work: Path) -> Path:
+    """Fingerprint location -> fingerprint of every verified asset this run's scenes were cut
+    from (cut or resumed), as the chip workers took them: ``corpus.lock`` records these, so
+    it names the bytes the chips come from and the build process need not ask again."""
+    return work / "asset_fingerprints.json"
 
 
 def _result(

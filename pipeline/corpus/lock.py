@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
-from pipeline.chips.stage import failed_scenes_path
+from pipeline.chips.stage import failed_scenes_path, taken_fingerprints_path
 from pipeline.config import RunConfig
 from pipeline.corpus.manifest import UNVERIFIABLE_FILE, view_outputs
 from pipeline.errors import CorpusError
@@ -120,10 +120,12 @@ def fingerprint_inputs(config: RunConfig, scenes_path: Path, work: Path) -> Lock
     failed = failed_scenes_path(work)
     skipped = json.loads(failed.read_text()) if failed.is_file() else {}
     lenient = dataclasses.replace(take, on_unverifiable="record")
+    taken_path = taken_fingerprints_path(work)
+    taken = json.loads(taken_path.read_text()) if taken_path.is_file() else {}
     scenes = read_scenes(scenes_path)
     inputs = LockedInputs(
         items=[
-            _item_entry(scene, recipe, lenient if scene.item_id in skipped else take)
+            _item_entry(scene, recipe, lenient if scene.item_id in skipped else take, taken)
             for scene in scenes
         ],
         labels=label_entries(config, take),
@@ -183,7 +185,22 @@ def record_digest(scene: Scene) -> str:
     return _sha256_text(json.dumps(scene.to_record(), sort_keys=True, default=str))
 
 
-def _item_entry(scene: Scene, recipe: Mapping[str, Any], take: Fingerprinter) -> dict[str, Any]:
+def _item_entry(
+    scene: Scene,
+    recipe: Mapping[str, Any],
+    take: Fingerprinter,
+    taken: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A scene's lock entry; an asset's fingerprint is the one the chip stage cut the scene
+    from (``taken``), else it is taken now."""
+    taken = taken or {}
+
+    def print_of(band: str, href: str) -> dict[str, Any]:
+        location = fingerprint_href(scene, source_location(href, recipe))
+        if location in taken:
+            return dict(taken[location])
+        return take(location, f"scene {scene.item_id} band {band}")
+
     return {
         "id": scene.item_id,
         "collection": scene.collection,
@@ -191,13 +208,7 @@ def _item_entry(scene: Scene, recipe: Mapping[str, Any], take: Fingerprinter) ->
         "stamp": scene_stamp(scene),
         "record_sha256": record_digest(scene),
         "assets": {
-            band: {
-                "href": a.href,
-                **take(
-                    fingerprint_href(scene, source_location(a.href, recipe)),
-                    f"scene {scene.item_id} band {band}",
-                ),
-            }
+            band: {"href": a.href, **print_of(band, a.href)}
             for band, a in sorted(scene.assets.items())
         },
     }

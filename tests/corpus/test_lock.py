@@ -33,6 +33,37 @@ def test_lock_matches_its_schema_and_lists_inputs_and_outputs(tiny_corpus):
     assert check_inputs(lock) == [] and check_outputs(lock, tiny_corpus) == []
 
 
+def test_the_lock_records_the_fingerprints_the_chips_were_cut_from(
+    tiny_corpus, tiny_archive, tmp_path, run_config, monkeypatch
+):
+    """The chip workers' fingerprints go into the lock: the build process does not ask for
+    any scene asset again (at archive scale, thousands of serial HEAD requests)."""
+    import pipeline.corpus.lock as lock_module
+    from pipeline.build import BuildPaths
+    from pipeline.chips.stage import taken_fingerprints_path
+
+    work = BuildPaths(tiny_corpus).work
+    taken = json.loads(taken_fingerprints_path(work).read_text())
+    lock = read_lock(tiny_corpus / LOCK_FILE)
+    locked = [a for item in lock["items"] for a in item["assets"].values()]
+    assert len(taken) == len(locked) > 0
+    assert sorted(json.dumps(t, sort_keys=True) for t in taken.values()) == sorted(
+        json.dumps({k: v for k, v in a.items() if k != "href"}, sort_keys=True) for a in locked
+    )
+    asked: list[str] = []
+    real = lock_module.fingerprint
+    monkeypatch.setattr(
+        lock_module, "fingerprint", lambda loc, retry: asked.append(loc) or real(loc, retry)
+    )
+    config = load_config(
+        run_config(tmp_path / "c.yaml", tiny_archive, tiny_corpus, output={"dir": str(tiny_corpus)})
+    )
+    inputs = lock_module.fingerprint_inputs(config, BuildPaths(tiny_corpus).scenes, work)
+    assert [i["assets"] for i in inputs.items] == [i["assets"] for i in lock["items"]]
+    assert not set(asked) & set(taken), "a scene asset was fingerprinted again"
+    assert asked, "label products and events are still fingerprinted here"
+
+
 def test_recipe_in_the_lock_gives_back_the_run_config(
     tiny_corpus, tmp_path, run_config, tiny_archive
 ):
