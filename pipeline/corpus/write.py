@@ -45,7 +45,7 @@ def write_corpus(
     current version, whose shards hold the chips whose work pixels were released."""
     corpus = into or config.output.dir
     chips = kept_chips(chips_index)
-    records = {r["key"]: r for r in read_records(records_path)}
+    records = {r["key"]: corpus_fields(r) for r in read_records(records_path)}
     _check_complete(chips, records)
     rule = split_rule(config)
     split = split_chips([split_chip(c, records[c["key"]]) for c in chips], rule)
@@ -62,6 +62,27 @@ def write_corpus(
     manifest = build_manifest(config, chips_index, records, split, shards, rule)
     write_json_atomic(corpus / "manifest.json", manifest)
     return corpus
+
+
+def corpus_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a caption record the corpus files use (labels, sensor, place, crisis
+    phases, land-cover fractions, land-use codes, two captions), in the record's own shape.
+    The build process holds one per chip while it writes the corpus: the whole records
+    (about 25 KB each as Python objects) made its memory grow with the corpus."""
+    location = record["location"]
+    captions = record["captions"]
+    return {
+        "labels": record["labels"],
+        "sensor": {"sensor": record["sensor"]["sensor"]},
+        "location": {k: location[k] for k in ("place", "country", "bbox") if k in location},
+        "crisis": [
+            {"phase": c["phase"], "label": c["label"], "event_id": c["event_id"]}
+            for c in record["crisis"]
+        ],
+        "land_cover": {"fractions": record["land_cover"]["fractions"]},
+        "land_use": {"classes": [{"code": c["code"]} for c in record["land_use"]["classes"]]},
+        "captions": {"reference": captions["reference"], "sentence": captions["sentence"]},
+    }
 
 
 def split_rule(config: RunConfig) -> SplitRule:
