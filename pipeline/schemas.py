@@ -56,8 +56,11 @@ def _fast_validator(name: str) -> Any:
 
 def schema_errors(instance: Any, name: str) -> list[str]:
     """Human-readable validation errors of ``instance`` against schema ``name`` (empty if valid)."""
-    if _fast_validator(name).is_valid(instance):
-        return []
+    try:
+        if _fast_validator(name).is_valid(instance):
+            return []
+    except (ValueError, TypeError):  # not JSON data (e.g. a YAML date): jsonschema decides
+        pass
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
 

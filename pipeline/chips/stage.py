@@ -88,7 +88,7 @@ class SceneCut:
     inputs: str  # the inputs digest naming the scene's work files
     rows: list[dict[str, Any]]  # one per planned chip
     hashes: dict[FileKey, str]  # sha256 of the local assets, so the lock need not hash them
-    prints: dict[str, dict[str, Any]]  # fingerprint location -> the fingerprint cut from
+    prints: dict[str, dict[str, Any]]  # band -> the fingerprint it was cut from (verified)
 
 
 def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> SceneCut:
@@ -103,13 +103,7 @@ def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> Scen
         rows = extract_scene(
             scene, chips, job.rules, job.chip_dir, job.resolve, inputs, job.source.retry
         )
-    taken = {
-        fingerprint_href(
-            scene, asset_location(a.href, job.source.asset_base, job.source.items.parent)
-        ): by_band[band]
-        for band, a in scene.assets.items()
-        if "unverifiable" not in by_band[band]
-    }
+    taken = {band: fp for band, fp in by_band.items() if "unverifiable" not in fp}
     return SceneCut(inputs, rows, fingerprints.remembered(prints), taken)
 
 
@@ -148,13 +142,13 @@ def _run(
     planned: list[Planned],
     on_error: str,
     failed: dict[str, str],
-) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
     """Every chip row, item id -> inputs digest of each scene cut or resumed, and the asset
     fingerprints the scenes were cut from; progress in chips as scenes complete, in any
     order (rows are sorted by key when written)."""
     rows: list[dict[str, Any]] = []
     current: dict[str, str] = {}
-    taken: dict[str, dict[str, Any]] = {}
+    taken: dict[str, dict[str, dict[str, Any]]] = {}
     kept: Counter[str] = Counter()
     total = sum(len(chips) for _, chips in planned if isinstance(chips, list))
     with progress(total, "chip", "chips") as bar:
@@ -171,7 +165,7 @@ def _run(
             if cut:
                 current[item_id] = cut.inputs
                 fingerprints.remember(cut.hashes)
-                taken.update(cut.prints)
+                taken[item_id] = cut.prints
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.update(n, kept_s1=kept["s1"], kept_s2=kept["s2"], scenes=len(current))
@@ -189,9 +183,10 @@ def failed_scenes_path(work: Path) -> Path:
 
 
 def taken_fingerprints_path(work: Path) -> Path:
-    """Fingerprint location -> fingerprint of every verified asset this run's scenes were cut
-    from (cut or resumed), as the chip workers took them: ``corpus.lock`` records these, so
-    it names the bytes the chips come from and the build process need not ask again."""
+    """Item id -> band -> fingerprint of every verified asset this run's scenes were cut from
+    (cut or resumed), as the chip workers took them: ``corpus.lock`` records these, so it
+    names the bytes the chips come from and the build process need not ask again. Keyed by
+    item and band, never by URL: a signed URL carries its signature."""
     return work / "asset_fingerprints.json"
 
 

@@ -189,16 +189,16 @@ def _item_entry(
     scene: Scene,
     recipe: Mapping[str, Any],
     take: Fingerprinter,
-    taken: Mapping[str, dict[str, Any]] | None = None,
+    taken: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """A scene's lock entry; an asset's fingerprint is the one the chip stage cut the scene
-    from (``taken``), else it is taken now."""
-    taken = taken or {}
+    from (``taken``: item id -> band -> fingerprint), else it is taken now."""
+    cut_from = (taken or {}).get(scene.item_id, {})
 
     def print_of(band: str, href: str) -> dict[str, Any]:
+        if band in cut_from:
+            return dict(cut_from[band])
         location = fingerprint_href(scene, source_location(href, recipe))
-        if location in taken:
-            return dict(taken[location])
         return take(location, f"scene {scene.item_id} band {band}")
 
     return {

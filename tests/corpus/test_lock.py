@@ -41,15 +41,18 @@ def test_the_lock_records_the_fingerprints_the_chips_were_cut_from(
     import pipeline.corpus.lock as lock_module
     from pipeline.build import BuildPaths
     from pipeline.chips.stage import taken_fingerprints_path
+    from pipeline.sources.assets import asset_location
+    from pipeline.sources.select import read_scenes
 
     work = BuildPaths(tiny_corpus).work
     taken = json.loads(taken_fingerprints_path(work).read_text())
     lock = read_lock(tiny_corpus / LOCK_FILE)
-    locked = [a for item in lock["items"] for a in item["assets"].values()]
-    assert len(taken) == len(locked) > 0
-    assert sorted(json.dumps(t, sort_keys=True) for t in taken.values()) == sorted(
-        json.dumps({k: v for k, v in a.items() if k != "href"}, sort_keys=True) for a in locked
-    )
+    assert taken and set(taken) == {item["id"] for item in lock["items"]}
+    for item in lock["items"]:  # keyed by item and band: never by a (signed) URL
+        locked = {
+            band: {k: v for k, v in a.items() if k != "href"} for band, a in item["assets"].items()
+        }
+        assert taken[item["id"]] == locked
     asked: list[str] = []
     real = lock_module.fingerprint
     monkeypatch.setattr(
@@ -58,9 +61,16 @@ def test_the_lock_records_the_fingerprints_the_chips_were_cut_from(
     config = load_config(
         run_config(tmp_path / "c.yaml", tiny_archive, tiny_corpus, output={"dir": str(tiny_corpus)})
     )
+    scenes = read_scenes(BuildPaths(tiny_corpus).scenes)
+    source = config.source
+    scene_assets = {
+        asset_location(a.href, source.asset_base, source.items.parent)
+        for scene in scenes
+        for a in scene.assets.values()
+    }
     inputs = lock_module.fingerprint_inputs(config, BuildPaths(tiny_corpus).scenes, work)
     assert [i["assets"] for i in inputs.items] == [i["assets"] for i in lock["items"]]
-    assert not set(asked) & set(taken), "a scene asset was fingerprinted again"
+    assert len(scene_assets) > 8 and not set(asked) & scene_assets, "asked a scene asset again"
     assert asked, "label products and events are still fingerprinted here"
 
 
