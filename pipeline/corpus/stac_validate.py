@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import pystac
 from pystac.validation import validate_dict
 
@@ -32,11 +33,26 @@ VALIDATION_FILE = "validation.json"
 
 class CompiledOfflineValidator(OfflineValidator):
     """``OfflineValidator`` compiling each schema once (pystac compiles it per object,
-    about 7 ms an item: 24 s for the demo corpus, under 2 s with this cache)."""
+    about 7 ms an item: 24 s for the demo corpus, under 2 s with this cache), and first
+    asking a compiled ``jsonschema-rs`` validator of the same schema (with the same local
+    copies of what it refers to), which recognises a valid object about 50x faster; what it
+    rejects (or a schema it cannot compile) goes to ``jsonschema``, whose verdict and message
+    stand, as in ``pipeline.schemas``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.compiled: dict[str, Any] = {}
+        self.fast: dict[str, Any] = {}
+
+    def _fast(self, schema_uri: str, schema: dict[str, Any]) -> Any:
+        if schema_uri not in self.fast:
+            try:
+                self.fast[schema_uri] = jsonschema_rs.validator_for(
+                    schema, retriever=self._get_schema
+                )
+            except Exception:  # e.g. a reference with no local copy: jsonschema alone
+                self.fast[schema_uri] = None
+        return self.fast[schema_uri]
 
     def _validate_from_uri(
         self,
@@ -45,6 +61,9 @@ class CompiledOfflineValidator(OfflineValidator):
         schema_uri: str,
         href: str | None = None,
     ) -> None:
+        fast = self._fast(schema_uri, self._get_schema(schema_uri))
+        if fast is not None and fast.is_valid(stac_dict):
+            return
         if schema_uri not in self.compiled:
             schema = self._get_schema(schema_uri)
             kind = jsonschema.validators.validator_for(schema)

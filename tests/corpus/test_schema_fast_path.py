@@ -100,3 +100,40 @@ def test_the_fast_path_agrees_with_jsonschema(tiny_corpus, seed):
                 checked += 1
                 rejected += not valid
     assert checked > 400 and rejected > checked // 4  # the mutations do break documents
+
+
+def test_the_stac_fast_path_agrees_with_pystac_validation(tiny_corpus):
+    """Same for the STAC view's validator: the compiled fast path only ever accepts what
+    pystac's jsonschema validation accepts, on the view's objects and mutations of them."""
+    import pystac
+    from pystac.validation import validate_dict
+
+    from pipeline.corpus.stac_validate import CompiledOfflineValidator
+
+    def verdict(doc: Any, fast: bool) -> str:
+        validator = CompiledOfflineValidator()
+        if not fast:
+            validator._fast = lambda uri, schema: None  # type: ignore[method-assign]
+        try:
+            validate_dict(copy.deepcopy(doc), validator=validator)
+        except pystac.STACValidationError:
+            return "invalid"
+        except Exception as exc:  # pystac cannot identify the object: before any schema
+            return f"error {type(exc).__name__}"
+        return "valid"
+
+    rng = random.Random(7)
+    paths = sorted((tiny_corpus / "stac").rglob("*.json"))
+    docs = [json.loads(p.read_text()) for p in paths if p.name != "validation.json"][:25]
+    compiled = CompiledOfflineValidator()
+    validate_dict(copy.deepcopy(docs[-1]), validator=compiled)
+    assert any(v is not None for v in compiled.fast.values()), "the fast path compiles"
+    checked = rejected = 0
+    for doc in docs:
+        assert verdict(doc, fast=True) == verdict(doc, fast=False) == "valid"
+        for mutated in mutations(doc, rng, 8):
+            expected = verdict(mutated, fast=False)
+            assert verdict(mutated, fast=True) == expected
+            checked += 1
+            rejected += expected == "invalid"
+    assert checked > 100 and rejected > 10
