@@ -73,8 +73,9 @@ def caption_records(
         done: dict[int, list[str]] = {}
         with progress(len(chips), "chip", "captions") as bar:
             for future in cf.as_completed(futures):
-                done[futures[future]] = _finished(future)
-                bar.update(len(chunks[futures[future]]))
+                i = futures.pop(future)  # dropped: the cluster forgets the task and its payload
+                done[i] = _finished(future)
+                bar.update(len(chunks[i]))
     return [line for i in range(len(chunks)) for line in done[i]]
 
 

@@ -159,7 +159,7 @@ def _run(
                 continue
             futures[pool.submit(cut_scene, job, scene, chips)] = (scene.item_id, len(chips))
         for future in cf.as_completed(futures):
-            item_id, n = futures[future]
+            item_id, n = futures.pop(future)  # dropped: the worker frees the result
             cut = _result(item_id, future, on_error, failed)
             scene_rows = cut.rows if cut else []
             if cut:

@@ -99,8 +99,9 @@ def write_shards(
         names = {pool.submit(write_shard, task): name for name, task in tasks.items()}
         for future in cf.as_completed(names):
             future.result()
-            _finished(names[future])
-            bar.update(len(shards[names[future]]))
+            name = names.pop(future)  # dropped: the cluster forgets the task and its payload
+            _finished(name)
+            bar.update(len(shards[name]))
     return sorted(tasks)
 
 

@@ -114,8 +114,9 @@ def _run(pool: cf.Executor, tasks: Sequence[TarTask], bar: Progress) -> dict[str
     names = {pool.submit(write_tar, t): t for t in tasks}
     digests = {}
     for future in cf.as_completed(names):
-        digests[names[future].path.name] = future.result()
-        bar.update(len(names[future].keys))
+        task = names.pop(future)  # dropped: the cluster forgets the task and its payload
+        digests[task.path.name] = future.result()
+        bar.update(len(task.keys))
     return digests
 
 
