@@ -11,6 +11,7 @@ what was validated: per collection, items validated of items written.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,8 +63,9 @@ class CompiledOfflineValidator(OfflineValidator):
         href: str | None = None,
     ) -> None:
         fast = self._fast(schema_uri, self._get_schema(schema_uri))
-        if fast is not None and fast.is_valid(stac_dict):
-            return
+        with contextlib.suppress(ValueError, TypeError):  # not JSON data: jsonschema decides
+            if fast is not None and fast.is_valid(stac_dict):
+                return
         if schema_uri not in self.compiled:
             schema = self._get_schema(schema_uri)
             kind = jsonschema.validators.validator_for(schema)
