@@ -143,11 +143,11 @@ def publish_corpus(config: RunConfig, chips: Path, records: Path) -> Version:
                     published=current_version(paths.corpus),
                 )
                 write_views(staging, out.views, out.webdataset_shard_size, pool)
-            keep_only(
-                staging,
-                [p.relative_to(staging).as_posix() for p in output_files(staging, out.views)],
-            )
-            write_lock(config, staging, inputs)
+                keep_only(
+                    staging,
+                    [p.relative_to(staging).as_posix() for p in output_files(staging, out.views)],
+                )
+                write_lock(config, staging, inputs, pool)
         except BaseException:
             discard_temporaries(staging)
             raise

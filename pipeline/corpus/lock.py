@@ -16,6 +16,7 @@ naming the first one. A rebuild reports every unverifiable locked input as drift
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import hashlib
 import json
@@ -135,9 +136,12 @@ def fingerprint_inputs(config: RunConfig, scenes_path: Path, work: Path) -> Lock
     return inputs
 
 
-def write_lock(config: RunConfig, corpus: Path, inputs: LockedInputs) -> Path:
+def write_lock(
+    config: RunConfig, corpus: Path, inputs: LockedInputs, pool: cf.Executor | None = None
+) -> Path:
     """Write ``corpus.lock``: the recipe, the fingerprinted ``inputs`` (of the scenes in
-    ``corpus/sources.parquet``) and the checksums of the corpus outputs."""
+    ``corpus/sources.parquet``) and the checksums of the corpus outputs (hashed as tasks on
+    ``pool`` when given)."""
     scenes = read_scenes(corpus / "sources.parquet")
     used = {s.item_id for s in scenes}
     lock = {
@@ -150,7 +154,7 @@ def write_lock(config: RunConfig, corpus: Path, inputs: LockedInputs) -> Path:
         "items": [item for item in inputs.items if item["id"] in used],
         "labels": inputs.labels,
         "events": inputs.events,
-        "outputs": output_checksums(corpus, config.output.views),
+        "outputs": output_checksums(corpus, config.output.views, pool),
     }
     validate(lock, SCHEMA, "corpus lock")
     path = corpus / LOCK_FILE
@@ -277,11 +281,41 @@ def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:
             yield path
 
 
-def output_checksums(corpus: Path, views: Sequence[str]) -> dict[str, str]:
-    return {
-        p.relative_to(corpus).as_posix(): fingerprint(str(p))["sha256"]
-        for p in output_files(corpus, views)
-    }
+HASH_TASK_BYTES = 256 * 2**20  # files hashed per task: up to this many bytes ...
+HASH_TASK_FILES = 2048  # ... or this many files (STAC items are small and many)
+
+
+def output_checksums(
+    corpus: Path, views: Sequence[str], pool: cf.Executor | None = None
+) -> dict[str, str]:
+    """Relative path -> sha256 of every output file; on ``pool`` in tasks of a few hundred
+    MB or a few thousand files (the same digests: the build process would otherwise read
+    every byte of the corpus alone, the part of a build that does not scale with workers)."""
+    paths = list(output_files(corpus, views))
+    if pool is None:
+        digests = file_digests(paths)
+    else:
+        tasks = [pool.submit(file_digests, group) for group in _hash_groups(paths)]
+        digests = [d for task in tasks for d in task.result()]
+    return {p.relative_to(corpus).as_posix(): d for p, d in zip(paths, digests, strict=True)}
+
+
+def file_digests(paths: Sequence[Path]) -> list[str]:
+    """sha256 of each file (one task)."""
+    return [fingerprint(str(p))["sha256"] for p in paths]
+
+
+def _hash_groups(paths: Sequence[Path]) -> Iterator[list[Path]]:
+    group: list[Path] = []
+    size = 0
+    for path in paths:
+        group.append(path)
+        size += path.stat().st_size
+        if size >= HASH_TASK_BYTES or len(group) >= HASH_TASK_FILES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _sha256_text(text: str) -> str:

@@ -74,6 +74,23 @@ def test_the_lock_records_the_fingerprints_the_chips_were_cut_from(
     assert asked, "label products and events are still fingerprinted here"
 
 
+def test_output_checksums_on_a_pool_equal_the_lock(tiny_corpus, monkeypatch):
+    """The build hashes its outputs as tasks (a few files each here): same digests, same
+    order, as hashing them one by one in the build process."""
+    import concurrent.futures as cf
+
+    import pipeline.corpus.lock as lock_module
+
+    lock = read_lock(tiny_corpus / LOCK_FILE)
+    views = lock["recipe"]["output"]["views"]
+    serial = lock_module.output_checksums(tiny_corpus, views)
+    monkeypatch.setattr(lock_module, "HASH_TASK_FILES", 7)
+    with cf.ThreadPoolExecutor(2) as pool:
+        pooled = lock_module.output_checksums(tiny_corpus, views, pool)
+    assert list(pooled.items()) == list(serial.items())
+    assert len(serial) > 3 * 7 and serial == lock["outputs"]
+
+
 def test_recipe_in_the_lock_gives_back_the_run_config(
     tiny_corpus, tmp_path, run_config, tiny_archive
 ):
