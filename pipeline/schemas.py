@@ -54,13 +54,19 @@ def _fast_validator(name: str) -> Any:
     return jsonschema_rs.validator_for(load_schema(name), validate_formats=True)
 
 
+def fast_accepts(validator: Any, instance: Any) -> bool:
+    """Whether a compiled ``jsonschema-rs`` validator (or None) accepts ``instance``; False
+    also when it cannot read it (not JSON data, e.g. a YAML date): ``jsonschema`` decides."""
+    try:
+        return validator is not None and bool(validator.is_valid(instance))
+    except (ValueError, TypeError):
+        return False
+
+
 def schema_errors(instance: Any, name: str) -> list[str]:
     """Human-readable validation errors of ``instance`` against schema ``name`` (empty if valid)."""
-    try:
-        if _fast_validator(name).is_valid(instance):
-            return []
-    except (ValueError, TypeError):  # not JSON data (e.g. a YAML date): jsonschema decides
-        pass
+    if fast_accepts(_fast_validator(name), instance):
+        return []
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
 

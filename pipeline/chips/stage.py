@@ -28,11 +28,10 @@ from pipeline.config import RunConfig, SourceConfig
 from pipeline.engine.slots import ProviderLimits
 from pipeline.errors import SourceError
 from pipeline.progress import progress
-from pipeline.sources import fingerprint as fingerprints
 from pipeline.sources.access import fingerprint_href
 from pipeline.sources.assets import Resolver, asset_location, asset_resolver
 from pipeline.sources.base import Scene
-from pipeline.sources.fingerprint import FileKey, UnverifiableAssetError, fingerprint
+from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 from pipeline.sources.redact import redact
 from pipeline.sources.select import read_scenes
 from pipeline.storage import atomic_path, write_json_atomic
@@ -87,7 +86,6 @@ class SceneJob:
 class SceneCut:
     inputs: str  # the inputs digest naming the scene's work files
     rows: list[dict[str, Any]]  # one per planned chip
-    hashes: dict[FileKey, str]  # sha256 of the local assets, so the lock need not hash them
     prints: dict[str, dict[str, Any]]  # band -> the fingerprint it was cut from (verified)
 
 
@@ -96,15 +94,15 @@ def cut_scene(job: SceneJob, scene: Scene, chips: Sequence[PlannedChip]) -> Scen
     earlier run), holding a slot of each provider it reads from."""
     hrefs = [a.href for a in scene.assets.values()]
     reads = [job.resolve(h) for h in hrefs]
-    prints = [asset_location(h, job.source.asset_base, job.source.items.parent) for h in hrefs]
-    with job.limits.hold([*reads, *prints]):
+    locations = [asset_location(h, job.source.asset_base, job.source.items.parent) for h in hrefs]
+    with job.limits.hold([*reads, *locations]):
         by_band = asset_fingerprints(scene, job.source)
         inputs = inputs_digest(scene, chips, job.rules, by_band)
         rows = extract_scene(
             scene, chips, job.rules, job.chip_dir, job.resolve, inputs, job.source.retry
         )
     taken = {band: fp for band, fp in by_band.items() if "unverifiable" not in fp}
-    return SceneCut(inputs, rows, fingerprints.remembered(prints), taken)
+    return SceneCut(inputs, rows, taken)
 
 
 def asset_fingerprints(scene: Scene, source: SourceConfig) -> dict[str, dict[str, Any]]:
@@ -164,7 +162,6 @@ def _run(
             scene_rows = cut.rows if cut else []
             if cut:
                 current[item_id] = cut.inputs
-                fingerprints.remember(cut.hashes)
                 taken[item_id] = cut.prints
             rows.extend(scene_rows)
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)

@@ -20,9 +20,8 @@ same bytes either way.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import functools
 import hashlib
-import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,36 +227,41 @@ def _write_chip(
 ) -> None:
     group = h5.create_group(chip["key"])
     _write_image(group, stored, recipe)
-    epsg, col, row = int(chip["epsg"]), int(chip["col"]), int(chip["row"])
-    coords = group.create_dataset(
-        "coords", shape=COORDS_SHAPE, dtype=np.float64, **recipe.dataset_options(COORDS_SHAPE)
-    )
-    if recipe.filter == "none":
-        coords[...] = pixel_coords(ChipGeometry(epsg, col, row))
-    else:
-        mask, data = coords_chunk(epsg, col, row, recipe.name)
-        coords.id.write_direct_chunk((0, 0, 0), data, mask)
-    group.attrs["crs"] = epsg
+    _write_coords(group, int(chip["epsg"]), int(chip["col"]), int(chip["row"]), recipe)
+    group.attrs["crs"] = int(chip["epsg"])
     group.attrs["timestamp"] = chip["datetime"]
     group.attrs["labels"] = np.array(sorted(labels), dtype=h5py.string_dtype())
 
 
-COORDS_SHAPE = (2, CHIP_PIXELS, CHIP_PIXELS)
+# (epsg, col, row, recipe) -> (filter mask, bytes) of the compressed ``coords`` chunk: they
+# depend on the cell and the recipe only, so every acquisition of a cell a worker writes after
+# the first reuses them (a time series revisits its cells). ~6 KB a cell, <= ~25 MB a worker;
+# the oldest goes first (plain dict operations: safe for a worker's threads under the GIL).
+_COORDS: OrderedDict[tuple[int, int, int, str], tuple[int, bytes]] = OrderedDict()
+_COORDS_MAX = 4096
 
 
-@functools.lru_cache(maxsize=4096)  # ~6 KB a cell: at most ~25 MB per worker process
-def coords_chunk(epsg: int, col: int, row: int, recipe_name: str) -> tuple[int, bytes]:
-    """(filter mask, bytes) of a cell's compressed ``coords`` chunk. They depend on the cell
-    and the recipe only, so every acquisition of a cell a worker writes reuses them (a
-    multi-temporal corpus has many per cell); compressed once through HDF5's own filter
-    pipeline, the bytes are those ``create_dataset(data=coords)`` would store."""
-    coords = pixel_coords(ChipGeometry(epsg, col, row))
-    options = shard_compression(recipe_name).dataset_options(coords.shape)
-    name = f"coords-{uuid.uuid4().hex}"
-    with h5py.File(name, "w", driver="core", backing_store=False, rdcc_nbytes=0) as h5:
-        ds = h5.create_dataset("coords", data=coords, **options)
-        mask, data = ds.id.read_direct_chunk((0, 0, 0))
-    return int(mask), bytes(data)
+def _write_coords(
+    group: h5py.Group, epsg: int, col: int, row: int, recipe: ShardCompression
+) -> None:
+    """The chip's ``coords``: written through HDF5's filters the first time a worker meets the
+    cell, then as the chunk those filters produced (the same bytes, tested)."""
+    key = (epsg, col, row, recipe.name)
+    cached = _COORDS.get(key)
+    if cached is None or recipe.filter == "none":
+        coords = pixel_coords(ChipGeometry(epsg, col, row))
+        ds = group.create_dataset("coords", data=coords, **recipe.dataset_options(coords.shape))
+        if recipe.filter != "none":
+            mask, data = ds.id.read_direct_chunk((0, 0, 0))
+            _COORDS[key] = int(mask), bytes(data)
+            if len(_COORDS) > _COORDS_MAX:
+                _COORDS.popitem(last=False)
+        return
+    shape = (2, CHIP_PIXELS, CHIP_PIXELS)
+    ds = group.create_dataset(
+        "coords", shape=shape, dtype=np.float64, **recipe.dataset_options(shape)
+    )
+    ds.id.write_direct_chunk((0, 0, 0), cached[1], cached[0])
 
 
 def _write_image(group: h5py.Group, stored: StoredImage, recipe: ShardCompression) -> None:

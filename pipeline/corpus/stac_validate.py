@@ -11,7 +11,6 @@ what was validated: per collection, items validated of items written.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from pystac.validation import validate_dict
 from pipeline.archive.stac_catalog import OfflineValidator
 from pipeline.errors import SchemaError
 from pipeline.progress import progress
+from pipeline.schemas import fast_accepts
 from pipeline.storage import write_json_atomic
 
 VALIDATE_PER_COLLECTION = 500  # items validated per collection at write time (~4 ms each)
@@ -62,10 +62,8 @@ class CompiledOfflineValidator(OfflineValidator):
         schema_uri: str,
         href: str | None = None,
     ) -> None:
-        fast = self._fast(schema_uri, self._get_schema(schema_uri))
-        with contextlib.suppress(ValueError, TypeError):  # not JSON data: jsonschema decides
-            if fast is not None and fast.is_valid(stac_dict):
-                return
+        if fast_accepts(self._fast(schema_uri, self._get_schema(schema_uri)), stac_dict):
+            return
         if schema_uri not in self.compiled:
             schema = self._get_schema(schema_uri)
             kind = jsonschema.validators.validator_for(schema)

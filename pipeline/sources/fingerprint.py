@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +96,9 @@ def _file_sha256(key: FileKey) -> str:
     return digest.hexdigest()
 
 
-def remembered(locations: Iterable[str]) -> dict[FileKey, str]:
-    """The hashes this process holds of the local files at ``locations`` as they are now
-    (a worker hands them to the build process, which then need not hash them again)."""
-    keys = [file_key(p) for loc in locations if (p := Path(loc)).is_file()]
-    with _HASHES_LOCK:
-        return {k: _HASHES[k] for k in keys if k in _HASHES}
-
-
 def remember(hashes: Mapping[FileKey, str]) -> None:
-    """Keep hashes taken here or by another process; one is used only while its file's
-    path, size, times and inode are those it was taken at."""
+    """Keep hashes taken in this process; one is used only while its file's path, size,
+    times and inode are those it was taken at."""
     with _HASHES_LOCK:
         for key, sha256 in hashes.items():
             _HASHES[key] = sha256

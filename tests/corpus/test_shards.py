@@ -16,7 +16,8 @@ import pytest
 from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
 from pipeline.chips.grid import ChipGeometry
 from pipeline.compression import COMPRESSION_ATTR, shard_compression
-from pipeline.corpus.shards import coords_chunk, pixel_coords, plan_shards, write_shards
+from pipeline.corpus import shards as shards_module
+from pipeline.corpus.shards import pixel_coords, plan_shards, write_shards
 from pipeline.errors import CorpusError
 
 ITEM, DIGEST = "S2X_TEST_ITEM", "0123456789abcdef"
@@ -103,29 +104,23 @@ def test_released_chips_come_from_the_published_shard(tmp_path, serial):
         write(tmp_path / "v3", rows, tmp_path / "work", serial)
 
 
-@pytest.mark.parametrize("recipe", ["blosc-zstd-1-bit", "blosc-lz4-5", "shuffle-gzip-4"])
-def test_cached_coords_chunks_are_what_hdf5_writes_for_the_array(tmp_path, recipe):
-    """A cell's compressed coords are compressed once per worker and reused; the cached bytes
-    are those a plain ``create_dataset(data=coords)`` stores, for any recipe."""
-    codec = shard_compression(recipe)
-    with h5py.File(tmp_path / "plain.h5", "w") as h5:
-        for epsg, col, row in [(32632, 100, 200), (32633, -4, 7), (32719, 0, -3)]:
-            coords = pixel_coords(ChipGeometry(epsg, col, row))
-            ds = h5.create_dataset(
-                f"{epsg}{col}{row}", data=coords, **codec.dataset_options(coords.shape)
-            )
-            mask, data = ds.id.read_direct_chunk((0, 0, 0))
-            assert coords_chunk(epsg, col, row, recipe) == (mask, bytes(data))
-
-
-def test_a_shard_is_the_same_bytes_with_cold_and_warm_coords(tmp_path, serial):
+@pytest.mark.parametrize("recipe", ["blosc-zstd-1-bit", "blosc-lz4-5", "shuffle-gzip-4", "none"])
+def test_a_shard_is_the_same_bytes_with_cold_and_warm_coords(tmp_path, serial, recipe):
+    """A worker compresses a cell's coords once and copies the chunk for every later chip of
+    that cell: the shard is the same bytes as when every chip's coords go through HDF5's
+    filters, for any recipe."""
     rows = chips()
-    work_file(tmp_path / "work", images(rows), "blosc-zstd-3-bit")
-    coords_chunk.cache_clear()
-    cold = write(tmp_path / "cold", rows, tmp_path / "work", serial)
-    hits = coords_chunk.cache_info().hits
-    warm = write(tmp_path / "warm", rows, tmp_path / "work", serial)
-    assert coords_chunk.cache_info().hits == hits + len(rows)
+    work_file(tmp_path / "work", images(rows), recipe)
+    shards = plan_shards(rows, 8)
+
+    def shard(out: str) -> bytes:
+        write_shards(serial, tmp_path / out, shards, records(rows), tmp_path / "work", recipe)
+        return (tmp_path / out / "shards" / "s2-00000.h5").read_bytes()
+
+    shards_module._COORDS.clear()
+    cold = shard("cold")
+    assert len(shards_module._COORDS) == (0 if recipe == "none" else len(rows))
+    warm = shard("warm")
     assert warm == cold
     with h5py.File(tmp_path / "warm" / "shards" / "s2-00000.h5", "r") as h5:
         for r in rows:

@@ -166,14 +166,18 @@ def test_external_scheduler_and_worker_write_the_serial_bytes(
     assert_same(files, serial_corpus)
 
 
-def test_the_lock_reuses_the_asset_hashes_the_workers_took(
+def test_the_workers_hand_their_asset_fingerprints_to_the_lock(
     tiny_archive, run_config, tmp_path, monkeypatch
 ):
-    """Workers hash the local assets to key their work files and hand the hashes back, so
-    the build process does not hash every asset a second time for ``corpus.lock``."""
+    """Worker processes hash the local assets to key their work files and hand the
+    fingerprints on (``work/asset_fingerprints.json``, by item and band), so the build
+    process hashes no asset a second time for ``corpus.lock``."""
+    import hashlib
+    import json
     from collections import OrderedDict
 
     from pipeline.build import stage_chips, stage_search
+    from pipeline.chips.stage import taken_fingerprints_path
     from pipeline.sources import fingerprint as fingerprints
     from pipeline.sources.assets import asset_location
     from pipeline.sources.select import read_scenes
@@ -186,12 +190,14 @@ def test_the_lock_reuses_the_asset_hashes_the_workers_took(
     )
     scenes = read_scenes(stage_search(config))
     src = config.source
-    assets = {
-        asset_location(a.href, src.asset_base, src.items.parent)
-        for s in scenes
-        for a in s.assets.values()
-    }
-    assert len(assets) > 10 and all(Path(a).is_file() for a in assets)
-    assert fingerprints.remembered(assets) == {}
     stage_chips(config, out / "work" / "scenes.parquet")
-    assert {key[0] for key in fingerprints.remembered(assets)} == assets
+    taken = json.loads(taken_fingerprints_path(out / "work").read_text())
+    assert set(taken) == {s.item_id for s in scenes}
+    for scene in scenes:
+        for band, asset in scene.assets.items():
+            path = Path(asset_location(asset.href, src.asset_base, src.items.parent))
+            assert (
+                taken[scene.item_id][band]["sha256"]
+                == hashlib.sha256(path.read_bytes()).hexdigest()
+            )
+    assert not fingerprints._HASHES, "the build process hashed assets itself"
