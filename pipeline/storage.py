@@ -53,6 +53,22 @@ def write_json_atomic(final: Path, obj: Any) -> None:
     write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def files_under(root: Path) -> list[Path]:
+    """Every file under ``root`` (symlinks to files included, symlinked directories not
+    entered), sorted as ``sorted(root.rglob("*"))`` sorts them: ``pathlib``'s walk took
+    about 50 µs a file, and a corpus's STAC view holds one file and directory per chip."""
+    found: list[Path] = []
+    pending = [os.fspath(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    found.append(Path(entry.path))
+    return sorted(found, key=lambda p: p.parts)
+
+
 @contextlib.contextmanager
 def hdf5_atomic(final: Path, **options: Any) -> Iterator[Any]:
     """Yield a new ``h5py.File`` held in memory; on success its bytes go to ``final`` through

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.storage import atomic_path, storage_errors, write_json_atomic
+from pipeline.storage import atomic_path, files_under, storage_errors, write_json_atomic
 
 
 def test_atomic_write_appears_whole_with_normal_permissions(tmp_path):
@@ -54,3 +54,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_files_under_lists_what_a_sorted_rglob_of_files_lists(tmp_path):
+    """Same files, same order (names sorting differently as strings and as path parts,
+    hidden entries, symlinks to files, to directories and broken ones)."""
+    for rel in ("a/x.json", "a-b/x.json", "a.b/y", "a/b/c/d.h5", ".hidden/z", "top.txt", "é/ü"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a" / "link-to-file").symlink_to(tmp_path / "top.txt")
+    (tmp_path / "link-to-dir").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "a" / "broken").symlink_to(tmp_path / "nowhere")
+    expected = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert files_under(tmp_path) == expected
+    assert tmp_path / "a" / "link-to-file" in expected  # the case is really exercised

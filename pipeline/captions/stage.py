@@ -159,7 +159,8 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 def locations_of(cells: dict[str, ChipGeometry]) -> dict[str, dict[str, Any]]:
     """Location block per cell id: centre, WGS84 bbox, nearest place and country."""
-    centres = {cid: _lonlat_box(cell) for cid, cell in sorted(cells.items())}
+    to_ll = {epsg: Transformer.from_crs(epsg, 4326, always_xy=True) for epsg in _epsgs(cells)}
+    centres = {cid: _lonlat_box(cell, to_ll[cell.epsg]) for cid, cell in sorted(cells.items())}
     places = nearest_places([c[0] for c in centres.values()])
     out = {}
     for (cid, (centre, bbox)), place in zip(centres.items(), places, strict=True):
@@ -177,8 +178,15 @@ def locations_of(cells: dict[str, ChipGeometry]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _lonlat_box(cell: ChipGeometry) -> tuple[tuple[float, float], tuple[float, ...]]:
-    to_ll = Transformer.from_crs(cell.epsg, 4326, always_xy=True)
+def _epsgs(cells: dict[str, ChipGeometry]) -> set[int]:
+    """The CRSs of ``cells``: one transformer each (making one took ~6 ms, a cell's
+    location ~0.1 ms)."""
+    return {cell.epsg for cell in cells.values()}
+
+
+def _lonlat_box(
+    cell: ChipGeometry, to_ll: Transformer
+) -> tuple[tuple[float, float], tuple[float, ...]]:
     minx, miny, maxx, maxy = cell.bounds
     xs, ys = to_ll.transform([minx, maxx, maxx, minx], [miny, miny, maxy, maxy])
     cx, cy = to_ll.transform((minx + maxx) / 2, (miny + maxy) / 2)

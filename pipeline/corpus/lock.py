@@ -40,7 +40,7 @@ from pipeline.sources.base import Scene
 from pipeline.sources.fingerprint import UnverifiableAssetError, fingerprint
 from pipeline.sources.select import read_scenes
 from pipeline.sources.settings import RetryPolicy
-from pipeline.storage import write_json_atomic
+from pipeline.storage import files_under, write_json_atomic
 
 LOCK_FILE = "corpus.lock"
 SCHEMA = "lock.v1.schema.json"
@@ -274,9 +274,7 @@ def output_files(corpus: Path, views: Sequence[str]) -> Iterator[Path]:
         path = corpus / entry.rstrip("/")
         if entry.endswith("/"):
             if path.is_dir():
-                yield from sorted(
-                    p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                )
+                yield from (p for p in files_under(path) if not p.name.startswith("."))
         elif path.is_file():
             yield path
 

@@ -42,7 +42,7 @@ from pipeline.corpus.versions import (
     versions,
 )
 from pipeline.errors import CorpusError
-from pipeline.storage import write_json_atomic
+from pipeline.storage import files_under, write_json_atomic
 
 STAGING = ".staging"
 SEEDING = ".seeding"
@@ -80,11 +80,7 @@ def open_staging(held: WriterLock, resume: bool = True) -> Path:
 
 def version_files(version: Path) -> list[Path]:
     """The corpus files of a version directory (its ``diff.json`` excluded)."""
-    return sorted(
-        p
-        for p in version.rglob("*")
-        if p.is_file() and p.relative_to(version).as_posix() != DIFF_FILE
-    )
+    return [p for p in files_under(version) if p.relative_to(version).as_posix() != DIFF_FILE]
 
 
 def link_file(source: Path, target: Path) -> None:
@@ -98,13 +94,21 @@ def link_file(source: Path, target: Path) -> None:
 def keep_only(staging: Path, keep: Collection[str]) -> None:
     """Remove every file of ``staging`` whose relative path is not in ``keep`` (a view no
     longer configured, leftovers), then the directories left empty."""
-    for path in sorted(staging.rglob("*"), reverse=True):
-        rel = path.relative_to(staging).as_posix()
-        if path.is_symlink() or path.is_file():
-            if rel not in keep:
-                path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+    _prune(staging, staging, keep)
+
+
+def _prune(directory: Path, staging: Path, keep: Collection[str]) -> None:
+    """``keep_only`` below ``directory``: its subdirectories first, then its own entries."""
+    with os.scandir(directory) as it:
+        entries = list(it)
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            _prune(path, staging, keep)
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif path.relative_to(staging).as_posix() not in keep:
+            path.unlink()
 
 
 def discard_temporaries(staging: Path) -> None:
