@@ -20,9 +20,10 @@ same bytes either way.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,23 @@ def write_shards(
     published: Mapping[str, Path] | None = None,
 ) -> list[str]:
     """Write every shard whose content changed, in parallel; returns the names written."""
+    with shards_written(pool, corpus, shards, records, chip_dir, compression, published) as names:
+        return names
+
+
+@contextlib.contextmanager
+def shards_written(
+    pool: cf.Executor,
+    corpus: Path,
+    shards: Mapping[str, list[dict[str, Any]]],
+    records: Mapping[str, Any],
+    chip_dir: Path,
+    compression: str,
+    published: Mapping[str, Path] | None = None,
+) -> Iterator[list[str]]:
+    """Submit a task for every shard whose content changed and yield their names; the block
+    runs while the tasks do (the build process's own serial work then overlaps them instead
+    of leaving the workers idle), and leaving it waits for every shard."""
     tasks = {}
     for name, chips in shards.items():
         path = corpus / "shards" / name
@@ -96,12 +114,12 @@ def write_shards(
     total = sum(len(shards[n]) for n in tasks)
     with progress(total, "chip", "shards") as bar:
         names = {pool.submit(write_shard, task): name for name, task in tasks.items()}
+        yield sorted(tasks)
         for future in cf.as_completed(names):
             future.result()
             name = names.pop(future)  # dropped: the cluster forgets the task and its payload
             _finished(name)
             bar.update(len(shards[name]))
-    return sorted(tasks)
 
 
 def _finished(name: str) -> None:

@@ -20,7 +20,7 @@ import pipeline
 from pipeline.captions.stage import cell_of, kept_chips, read_records
 from pipeline.config import RunConfig
 from pipeline.corpus.manifest import build_manifest
-from pipeline.corpus.shards import plan_shards, write_shards
+from pipeline.corpus.shards import plan_shards, shards_written
 from pipeline.corpus.splits import SplitChip, SplitRule, split_chips
 from pipeline.errors import CorpusError
 from pipeline.sources.base import Scene
@@ -41,26 +41,27 @@ def write_corpus(
     published: Path | None = None,
 ) -> Path:
     """Write the corpus files into ``into`` (a version being staged; default
-    ``config.output.dir``), shards on ``pool``; returns that directory. ``published`` is the
+    ``config.output.dir``), shards on ``pool`` while this process splits the chips and writes
+    the metadata; returns that directory. ``published`` is the
     current version, whose shards hold the chips whose work pixels were released."""
     corpus = into or config.output.dir
     chips = kept_chips(chips_index)
     records = {r["key"]: corpus_fields(r) for r in read_records(records_path)}
     _check_complete(chips, records)
-    rule = split_rule(config)
-    split = split_chips([split_chip(c, records[c["key"]]) for c in chips], rule)
     shards = plan_shards(chips, config.output.shard_size)
     compression = config.output.shard_compression
     sources = published_chips(published) if published else {}
-    write_shards(pool, corpus, shards, records, chip_dir, compression, sources)
+    with shards_written(pool, corpus, shards, records, chip_dir, compression, sources):
+        rule = split_rule(config)
+        split = split_chips([split_chip(c, records[c["key"]]) for c in chips], rule)
+        scenes = {s.item_id: s for s in read_scenes(scenes_path)}
+        provenance = Provenance(config.digest(), scenes)
+        _write_metadata(corpus / "metadata.parquet", chips, records, split, shards, provenance)
+        _share(records_path, corpus / "records.jsonl")
+        _share(scenes_path, corpus / SOURCES_FILE)
+        manifest = build_manifest(config, chips_index, records, split, shards, rule)
+        write_json_atomic(corpus / "manifest.json", manifest)
     _remove_stale_shards(corpus, shards)
-    scenes = {s.item_id: s for s in read_scenes(scenes_path)}
-    provenance = Provenance(config.digest(), scenes)
-    _write_metadata(corpus / "metadata.parquet", chips, records, split, shards, provenance)
-    _share(records_path, corpus / "records.jsonl")
-    _share(scenes_path, corpus / SOURCES_FILE)
-    manifest = build_manifest(config, chips_index, records, split, shards, rule)
-    write_json_atomic(corpus / "manifest.json", manifest)
     return corpus
 
 
