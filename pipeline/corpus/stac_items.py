@@ -23,6 +23,7 @@ import pystac
 from pipeline.corpus.stac_chip_item import Names, chip_item_dict, label_classes
 
 ITEMS_PER_TASK = 256
+GEOJSON = str(pystac.MediaType.GEOJSON)
 
 
 def item_path(root: Path, collection_id: str, key: str) -> Path:
@@ -35,15 +36,19 @@ def chip_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (str(datetime.fromisoformat(r["datetime"])), r["key"]))
 
 
-def add_item_links(collection: pystac.Collection, root: Path, rows: Sequence[Mapping]) -> None:
-    """The ``item`` links of a chip collection, in item order, to the files tasks write;
-    before its ``parent`` link, where pystac puts items added to a collection."""
-    parents = [link for link in collection.links if link.rel == "parent"]
-    collection.links = [link for link in collection.links if link.rel != "parent"]
-    for row in rows:
-        href = str(item_path(root, collection.id, row["key"]))
-        collection.add_link(pystac.Link("item", href, media_type=pystac.MediaType.GEOJSON))
-    collection.links += parents
+def save_chip_collection(collection: pystac.Collection, rows: Sequence[Mapping]) -> None:
+    """Save a chip collection with the ``item`` links of ``rows`` as pystac would (in item
+    order, before its ``parent`` link, hrefs relative to it), without a ``pystac.Link`` per
+    chip: building and saving those took about 0.04 ms per chip, in the build process."""
+    document = collection.to_dict(include_self_link=False)
+    links = document["links"]
+    items = [
+        {"rel": "item", "href": f"./{row['key']}/{row['key']}.json", "type": GEOJSON}
+        for row in rows
+    ]
+    document["links"] = [link for link in links if link["rel"] != "parent"] + items
+    document["links"] += [link for link in links if link["rel"] == "parent"]
+    write_json(Path(str(collection.get_self_href())), document)
 
 
 def chip_extent(rows: Sequence[Mapping[str, Any]]) -> pystac.Extent:

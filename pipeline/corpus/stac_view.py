@@ -50,10 +50,10 @@ from pipeline.corpus.stac_chip_item import (
     label_classes,
 )
 from pipeline.corpus.stac_items import (
-    add_item_links,
     chip_extent,
     chip_rows,
     item_path,
+    save_chip_collection,
     write_chip_items,
 )
 from pipeline.corpus.stac_validate import VALIDATE_PER_COLLECTION, validate_catalog
@@ -123,8 +123,7 @@ def write_catalog(
     catalog.save_object(include_self_link=False)
     sources_collection.save(pystac.CatalogType.SELF_CONTAINED)
     for collection, rows in chips.values():
-        add_item_links(collection, root, rows)
-        collection.save_object(include_self_link=False)
+        save_chip_collection(collection, rows)
         names = Names(
             root, str(catalog.title), collection.id, str(collection.title), SOURCES_COLLECTION
         )
