@@ -3,6 +3,8 @@ their source scenes, valid under pystac validation (offline: core schemas)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pystac
 import pytest
@@ -126,17 +128,26 @@ def _unusual(meta):
     return meta
 
 
+def test_a_relative_root_gives_the_same_files(tiny_corpus, tmp_path, monkeypatch):
+    """Collection ``item`` links are relative to the collection however the root is given
+    (they once kept a relative root's path, e.g. ``clm export`` on a relative corpus)."""
+    meta, scenes, manifest = _read_inputs(tiny_corpus)
+    write_catalog(tmp_path / "absolute", meta, scenes, manifest, cogs=False)
+    monkeypatch.chdir(tmp_path)
+    write_catalog(Path("relative"), meta, scenes, manifest, cogs=False)
+    assert _tree(tmp_path / "relative") == _tree(tmp_path / "absolute")
+
+
 def _both_trees(tmp_path, meta, scenes, manifest, cogs) -> dict[str, dict[str, bytes]]:
     """The JSON files of ``write_catalog`` (``tasks``) and of pystac's ``catalog.save`` of
-    ``build_catalog`` (``reference``), by path relative to their catalog."""
+    ``build_catalog`` (``reference``)."""
     reference = build_catalog(meta, scenes, manifest, cogs)
     reference.normalize_hrefs(str(tmp_path / "reference"))
     reference.save(pystac.CatalogType.SELF_CONTAINED)
     write_catalog(tmp_path / "tasks", meta, scenes, manifest, cogs, pool=None)
-    return {
-        name: {
-            p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
-            for p in sorted((tmp_path / name).rglob("*.json"))
-        }
-        for name in ("reference", "tasks")
-    }
+    return {name: _tree(tmp_path / name) for name in ("reference", "tasks")}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """The JSON files under ``root`` by their path relative to it."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.json"))}
