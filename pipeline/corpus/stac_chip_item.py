@@ -106,7 +106,7 @@ def chip_item_dict(
             "datetime": datetime_to_str(datetime.fromisoformat(row["datetime"])),
         },
         "links": _links(row, names),
-        "assets": _assets(row, transform) if cogs else _assets(row),
+        "assets": _assets(row, transform if cogs else None),
         "collection": names.collection_id,
     }
 
