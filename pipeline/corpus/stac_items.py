@@ -4,16 +4,15 @@
 1.8 ms and a few KB of memory per chip). Here the main process writes only the catalog, the
 collections (their extents and ``item`` links computed from ``metadata.parquet`` rows) and
 the source scenes; the chip items are written by tasks on the executor, ``ITEMS_PER_TASK``
-rows each, each item made by the same ``_chip_item`` and linked to stand-ins of its catalog,
-collection and source scene at their final paths. The files are byte for byte those of
-pystac's own ``catalog.save`` of the whole catalog (``tests/corpus/test_stac_view.py``).
+rows each, each item the plain dict of ``stac_chip_item.chip_item_dict``: no pystac object
+per chip. The files are byte for byte those of pystac's own ``catalog.save`` of the whole
+catalog (``tests/corpus/test_stac_view.py``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,14 @@ from typing import Any
 import pandas as pd
 import pystac
 
+from pipeline.corpus.stac_chip_item import Names, chip_item_dict, label_classes
+
 ITEMS_PER_TASK = 256
-LINK_ORDER = {"source": 0, "root": 1, "collection": 2, "parent": 3}  # as pystac saves them
-ItemMaker = Callable[[Mapping[str, Any], pystac.Item, bool], pystac.Item]
-
-
-@dataclass(frozen=True)
-class Names:
-    """Ids and titles of the catalog and one chip collection (what item links carry)."""
-
-    root: Path
-    catalog_id: str
-    catalog_title: str
-    collection_id: str
-    collection_title: str
+GEOJSON = str(pystac.MediaType.GEOJSON)
 
 
 def item_path(root: Path, collection_id: str, key: str) -> Path:
     return root / collection_id / key / f"{key}.json"
-
-
-def source_path(root: Path, collection_id: str, item_id: str) -> Path:
-    return root / collection_id / item_id / f"{item_id}.json"
 
 
 def chip_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -51,15 +36,19 @@ def chip_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (str(datetime.fromisoformat(r["datetime"])), r["key"]))
 
 
-def add_item_links(collection: pystac.Collection, root: Path, rows: Sequence[Mapping]) -> None:
-    """The ``item`` links of a chip collection, in item order, to the files tasks write;
-    before its ``parent`` link, where pystac puts items added to a collection."""
-    parents = [link for link in collection.links if link.rel == "parent"]
-    collection.links = [link for link in collection.links if link.rel != "parent"]
-    for row in rows:
-        href = str(item_path(root, collection.id, row["key"]))
-        collection.add_link(pystac.Link("item", href, media_type=pystac.MediaType.GEOJSON))
-    collection.links += parents
+def save_chip_collection(collection: pystac.Collection, rows: Sequence[Mapping]) -> None:
+    """Save a chip collection with the ``item`` links of ``rows`` as pystac would (in item
+    order, before its ``parent`` link, hrefs relative to it), without a ``pystac.Link`` per
+    chip: building and saving those took about 0.04 ms per chip, in the build process."""
+    document = collection.to_dict(include_self_link=False)
+    links = document["links"]
+    items = [
+        {"rel": "item", "href": f"./{row['key']}/{row['key']}.json", "type": GEOJSON}
+        for row in rows
+    ]
+    document["links"] = [link for link in links if link["rel"] != "parent"] + items
+    document["links"] += [link for link in links if link["rel"] == "parent"]
+    write_json(Path(str(collection.get_self_href())), document)
 
 
 def chip_extent(rows: Sequence[Mapping[str, Any]]) -> pystac.Extent:
@@ -73,58 +62,28 @@ def chip_extent(rows: Sequence[Mapping[str, Any]]) -> pystac.Extent:
 
 
 def write_chip_items(
-    pool: cf.Executor | None,
-    names: Names,
-    rows: Sequence[dict[str, Any]],
-    sources_collection: str,
-    make: ItemMaker,
-    cogs: bool,
+    pool: cf.Executor | None, names: Names, rows: Sequence[dict[str, Any]], cogs: bool
 ) -> int:
     """Write the items of one chip collection, ``ITEMS_PER_TASK`` per task on ``pool``."""
     chunks = [rows[i : i + ITEMS_PER_TASK] for i in range(0, len(rows), ITEMS_PER_TASK)]
-    args = [(names, chunk, sources_collection, make, cogs) for chunk in chunks]
+    args = [(names, chunk, cogs) for chunk in chunks]
     if pool is None:
         return sum(write_items(*a) for a in args)
     return sum(f.result() for f in [pool.submit(write_items, *a) for a in args])
 
 
-def write_items(
-    names: Names,
-    rows: Sequence[Mapping[str, Any]],
-    sources_collection: str,
-    make: ItemMaker,
-    cogs: bool,
-) -> int:
+def write_items(names: Names, rows: Sequence[Mapping[str, Any]], cogs: bool) -> int:
     """One task: the item JSON of each row, linked as the whole catalog would link it."""
-    collection = _stand_ins(names)
+    classes = label_classes()
     for row in rows:
-        source = pystac.Item(row["item_id"], None, None, datetime(2000, 1, 1), {})
-        source.set_self_href(str(source_path(names.root, sources_collection, row["item_id"])))
-        item = make(row, source, cogs)
-        collection.add_item(item)
-        item.set_self_href(str(item_path(names.root, names.collection_id, row["key"])))
-        item.links.sort(key=lambda link: LINK_ORDER.get(link.rel, len(LINK_ORDER)))
-        item.save_object(include_self_link=False)
-        collection.links = [link for link in collection.links if link.rel != "item"]
+        path = item_path(names.root, names.collection_id, row["key"])
+        write_json(path, chip_item_dict(row, names, cogs, classes))
     return len(rows)
 
 
-def _stand_ins(names: Names) -> pystac.Collection:
-    """The catalog and collection an item links to (ids, titles and paths only)."""
-    catalog = pystac.Catalog(
-        names.catalog_id,
-        "-",
-        title=names.catalog_title,
-        catalog_type=pystac.CatalogType.SELF_CONTAINED,
-    )
-    catalog.set_self_href(str(names.root / "catalog.json"))
-    extent = pystac.Extent(
-        pystac.SpatialExtent([[0.0, 0.0, 0.0, 0.0]]),
-        pystac.TemporalExtent([[datetime(2000, 1, 1), None]]),
-    )
-    collection = pystac.Collection(
-        names.collection_id, "-", extent, title=names.collection_title, license="other"
-    )
-    catalog.add_child(collection)
-    collection.set_self_href(str(names.root / names.collection_id / "collection.json"))
-    return collection
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` as pystac's ``save_json`` does, with its own ``json_dumps`` (orjson,
+    2-space indent, raw UTF-8, no final newline when orjson is installed; ``json`` otherwise),
+    so the bytes are those of pystac whichever it uses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pystac.StacIO.default().json_dumps(document), encoding="utf-8")

@@ -42,30 +42,28 @@ from pipeline.corpus.stac_chip_assets import (
     chip_transform,
     write_chip_cogs,
 )
-from pipeline.corpus.stac_items import (
+from pipeline.corpus.stac_chip_item import (
+    LABEL_DESCRIPTION,
+    LABEL_EXTENSION,
+    LABEL_PROPERTIES,
     Names,
-    add_item_links,
+    label_classes,
+)
+from pipeline.corpus.stac_items import (
     chip_extent,
     chip_rows,
     item_path,
+    save_chip_collection,
     write_chip_items,
 )
 from pipeline.corpus.stac_validate import VALIDATE_PER_COLLECTION, validate_catalog
 from pipeline.errors import CorpusError
-from pipeline.labels.taxonomy import (
-    CRISIS_LABELS,
-    REFERENCE_LABELS,
-    clc_classes,
-    dynamic_world_classes,
-)
 from pipeline.sources.base import SENSOR_BANDS, Scene
 from pipeline.sources.select import read_scenes
 
 STAC_DIR = "stac"
 CHIP_COLLECTIONS = {"s1": "clm-s1", "s2": "clm-s2"}
 SOURCES_COLLECTION = "clm-sources"
-LABEL_EXTENSION = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
-LABEL_PROPERTIES = ("labels", "labels_land_cover", "labels_land_use", "labels_crisis")
 SENSOR_TEXT = {
     "s1": "Sentinel-1 GRD chips (VV, VH backscatter in dB), 120 x 120 px at 10 m",
     "s2": "Sentinel-2 L2A chips (12 bands, reflectance x 10000), 120 x 120 px at 10 m",
@@ -125,10 +123,11 @@ def write_catalog(
     catalog.save_object(include_self_link=False)
     sources_collection.save(pystac.CatalogType.SELF_CONTAINED)
     for collection, rows in chips.values():
-        add_item_links(collection, root, rows)
-        collection.save_object(include_self_link=False)
-        names = Names(root, catalog.id, str(catalog.title), collection.id, str(collection.title))
-        write_chip_items(pool, names, rows, SOURCES_COLLECTION, _chip_item, cogs)
+        save_chip_collection(collection, rows)
+        names = Names(
+            root, str(catalog.title), collection.id, str(collection.title), SOURCES_COLLECTION
+        )
+        write_chip_items(pool, names, rows, cogs)
 
 
 def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str, Any]]:
@@ -213,6 +212,8 @@ def _source_item(scene: Scene, recipe: Mapping[str, Any]) -> pystac.Item:
 
 
 def _chip_item(row: Mapping[str, Any], source: pystac.Item, cogs: bool) -> pystac.Item:
+    """The chip item of ``row`` built with pystac: the reference ``write_catalog``'s plain
+    dicts (``stac_chip_item.chip_item_dict``) are tested against, byte for byte."""
     geometry = row["geometry"]
     item = pystac.Item(
         row["key"],
@@ -250,23 +251,12 @@ def _add_projection(item: pystac.Item, row: Mapping[str, Any]) -> None:
     )
 
 
-def label_classes() -> list[dict[str, Any]]:
-    """``label:classes``: the class list of each ``label:properties`` column."""
-    return [
-        {"name": "labels", "classes": list(REFERENCE_LABELS)},
-        {"name": "labels_land_cover", "classes": [c.label for c in dynamic_world_classes()]},
-        {"name": "labels_land_use", "classes": [c.code for c in clc_classes()]},
-        {"name": "labels_crisis", "classes": list(CRISIS_LABELS.values())},
-    ]
-
-
 def _add_labels(item: pystac.Item, row: Mapping[str, Any], source: pystac.Item) -> None:
     """Label extension fields (written directly: pystac's helper for it is deprecated)."""
     item.stac_extensions.append(LABEL_EXTENSION)
     item.properties.update(
         {
-            "label:description": "Chip-level multi-labels: the 12 CrisisLandMark reference labels "
-            "(harmonized), Dynamic World land cover >= 5 %, CORINE level-3 land use, EMS crisis",
+            "label:description": LABEL_DESCRIPTION,
             "label:type": "vector",
             "label:properties": list(LABEL_PROPERTIES),
             "label:classes": label_classes(),

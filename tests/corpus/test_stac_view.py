@@ -3,9 +3,13 @@ their source scenes, valid under pystac validation (offline: core schemas)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pystac
 import pytest
+import shapely.affinity
+import shapely.geometry
 from pystac.validation import RegisteredValidator
 
 from pipeline.archive.stac_catalog import OfflineValidator
@@ -16,7 +20,7 @@ from pipeline.corpus.stac_view import (
     validate_catalog,
     write_catalog,
 )
-from pipeline.labels.taxonomy import REFERENCE_LABELS
+from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +80,74 @@ def test_source_items_point_at_the_archive_assets(catalog, tiny_archive):
 
 @pytest.mark.parametrize("cogs", [False, True])
 def test_items_written_per_task_equal_pystacs_whole_catalog_save(tiny_corpus, tmp_path, cogs):
-    """``write_catalog`` (chip items in tasks, no catalog in memory) against the reference:
-    every item as a pystac object, ``catalog.save``; the same files, byte for byte."""
+    """``write_catalog`` (chip items as plain dicts in tasks, no catalog in memory) against the
+    reference: every item as a pystac object, ``catalog.save``; the same files, byte for byte."""
     meta, scenes, manifest = _read_inputs(tiny_corpus)
+    trees = _both_trees(tmp_path, meta, scenes, manifest, cogs)
+    assert set(meta["sensor"]) == {"s1", "s2"}
+    assert len(trees["tasks"]) == len(meta) + len(scenes) + 4
+    assert trees["tasks"] == trees["reference"]
+
+
+@pytest.mark.parametrize("cogs", [False, True])
+def test_item_dicts_equal_pystac_items_for_unusual_values(tiny_corpus, tmp_path, cogs):
+    """Values the tiny corpus lacks, in S1 and S2 chips: None properties, crisis labels and
+    none, floats that need many digits or an exponent, microseconds, non-ASCII captions."""
+    meta, scenes, manifest = _read_inputs(tiny_corpus)
+    meta = _unusual(meta)
+    trees = _both_trees(tmp_path, meta, scenes, manifest, cogs)
+    assert trees["tasks"] == trees["reference"]
+    key = meta[meta["sensor"] == "s2"]["key"].iloc[0]
+    text = trees["tasks"][f"clm-s2/{key}/{key}.json"].decode()
+    assert '"clm:processing_baseline": null' in text and "Göteborg" in text
+    assert "e-7" in text and "flooded area" in text and ".123456Z" in text
+
+
+def _unusual(meta):
+    """``meta`` with the first chip of each sensor given None properties, a crisis label,
+    coordinates that need an exponent or many digits, microseconds and a non-ASCII caption;
+    the second shifted by odd offsets, without a crisis label."""
+    meta = meta.copy()
+    for column in ("processing_baseline", "software_version", "config_digest"):
+        meta[column] = meta[column].astype(object)  # None stays None (not NaN)
+    crisis = set(CRISIS_LABELS.values())
+    for sensor in ("s1", "s2"):
+        first, second = meta.index[meta["sensor"] == sensor][:2]
+        for column in ("processing_baseline", "software_version", "config_digest"):
+            meta.at[first, column] = None
+        meta.at[first, "caption"] = f"Près de Göteborg — {meta.at[first, 'caption']}"
+        meta.at[first, "datetime"] = meta.at[first, "datetime"].replace("+00", ".123456+00")
+        meta.at[first, "labels"] = [*meta.at[first, "labels"], "flooded area"]
+        meta.at[first, "geometry"] = shapely.geometry.box(-1.5e-05, 1.2e-07, 0.01 + 1e-17, 1 / 3)
+        meta.at[second, "labels"] = [c for c in meta.at[second, "labels"] if c not in crisis]
+        meta.at[second, "geometry"] = shapely.affinity.translate(
+            meta.at[second, "geometry"], 1 / 7, -1 / 11
+        )
+        for row in (first, second):
+            meta.at[row, "read_window"] = [w + 0.1 for w in meta.at[row, "read_window"]]
+    return meta
+
+
+def test_a_relative_root_gives_the_same_files(tiny_corpus, tmp_path, monkeypatch):
+    """Collection ``item`` links are relative to the collection however the root is given
+    (they once kept a relative root's path, e.g. ``clm export`` on a relative corpus)."""
+    meta, scenes, manifest = _read_inputs(tiny_corpus)
+    write_catalog(tmp_path / "absolute", meta, scenes, manifest, cogs=False)
+    monkeypatch.chdir(tmp_path)
+    write_catalog(Path("relative"), meta, scenes, manifest, cogs=False)
+    assert _tree(tmp_path / "relative") == _tree(tmp_path / "absolute")
+
+
+def _both_trees(tmp_path, meta, scenes, manifest, cogs) -> dict[str, dict[str, bytes]]:
+    """The JSON files of ``write_catalog`` (``tasks``) and of pystac's ``catalog.save`` of
+    ``build_catalog`` (``reference``)."""
     reference = build_catalog(meta, scenes, manifest, cogs)
     reference.normalize_hrefs(str(tmp_path / "reference"))
     reference.save(pystac.CatalogType.SELF_CONTAINED)
     write_catalog(tmp_path / "tasks", meta, scenes, manifest, cogs, pool=None)
-    trees = {
-        name: {
-            p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
-            for p in sorted((tmp_path / name).rglob("*.json"))
-        }
-        for name in ("reference", "tasks")
-    }
-    assert len(trees["tasks"]) == len(meta) + len(scenes) + 4
-    assert trees["tasks"] == trees["reference"]
+    return {name: _tree(tmp_path / name) for name in ("reference", "tasks")}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """The JSON files under ``root`` by their path relative to it."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.json"))}
