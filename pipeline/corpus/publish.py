@@ -115,11 +115,17 @@ def discard_temporaries(staging: Path) -> None:
     """Remove hidden entries (``.NAME.*.tmp`` files, ``.stac-staging/``) from ``staging``."""
     if not staging.is_dir():
         return
-    for path in sorted(staging.rglob(".*"), reverse=True):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+    for directory, subdirs, files in os.walk(staging):
+        for name in [d for d in subdirs if d.startswith(".")]:
+            subdirs.remove(name)  # not entered: removed whole
+            path = Path(directory, name)
+            if path.is_symlink():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
+        for name in files:
+            if name.startswith("."):
+                Path(directory, name).unlink()
 
 
 def publish_staging(held: WriterLock) -> Version:

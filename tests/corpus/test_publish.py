@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.corpus.drift import check_outputs
 from pipeline.corpus.lock import LOCK_FILE, read_lock
-from pipeline.corpus.publish import link_target, top_level_names
+from pipeline.corpus.publish import discard_temporaries, keep_only, link_target, top_level_names
 from pipeline.corpus.versions import versions
 
 
@@ -43,3 +43,36 @@ def test_a_corpus_of_the_previous_layout_is_converted(tiny_corpus, tmp_path):
     assert check_outputs(read_lock(corpus / LOCK_FILE), corpus) == []
     assert [v.name for v in versions(corpus)] == ["v001"]
     assert not [p for p in (corpus / "versions").iterdir() if p.name.startswith(".")]
+
+
+def test_staging_cleanup_removes_exactly_what_it_should(tmp_path):
+    """``discard_temporaries`` drops hidden entries at any depth (a hidden directory whole);
+    ``keep_only`` drops the files not kept and the directories left empty."""
+    staging = tmp_path / "staging"
+    for rel in (
+        "shards/s1-00000.h5",
+        "shards/.s1-00001.h5.abc.tmp",
+        ".stac-staging/clm-s1/k/k.json",
+        "stac/clm-s1/k/k.json",
+        "stac/clm-s1/gone/gone.json",
+        "webdataset/old.tar",
+        "metadata.parquet",
+    ):
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_text(rel)
+    (staging / ".link-to-shards").symlink_to(staging / "shards", target_is_directory=True)
+    discard_temporaries(staging)
+    assert not (staging / ".stac-staging").exists()
+    assert not (staging / ".link-to-shards").is_symlink()
+    assert (staging / "shards").is_dir()  # a hidden link to it is removed, not followed
+    keep_only(staging, {"shards/s1-00000.h5", "stac/clm-s1/k/k.json", "metadata.parquet"})
+    left = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*"))
+    assert left == [
+        "metadata.parquet",
+        "shards",
+        "shards/s1-00000.h5",
+        "stac",
+        "stac/clm-s1",
+        "stac/clm-s1/k",
+        "stac/clm-s1/k/k.json",
+    ]
