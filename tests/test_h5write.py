@@ -2,11 +2,12 @@
 h5py's high-level calls: chip work files (``extract_scene``) and corpus shards
 (``write_shards``, chunks copied or pixels decoded, coords cold or warm), for every recipe of
 ``CANDIDATES``, S1 (2 bands) and S2 (12 bands). The reference writers below are the plain
-high-level calls."""
+high-level calls. ``pixel_sha256`` hashes what it always hashed, whatever the layout."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import pipeline.chips.extract as extract
-from pipeline.chips.extract import QualityRules, extract_scene, scene_outputs
+from pipeline.chips.extract import QualityRules, extract_scene, pixel_sha256, scene_outputs
 from pipeline.chips.grid import ChipGeometry
 from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels
@@ -130,3 +131,24 @@ def test_low_level_writers_write_the_bytes_of_h5py_high_level(tmp_path, monkeypa
         expected = reference_shard(tmp_path / f"ref-{name}", chips, recipe)
         for out in ("cold", "warm", "decoded"):
             assert (tmp_path / out / "shards" / name).read_bytes() == expected, f"{out} {name}"
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda a: a,
+        np.asfortranarray,
+        lambda a: a[:, ::2, 1:],
+        lambda a: a[::-1],
+        lambda a: a.astype(">f4"),
+        lambda a: a.astype(np.float64),
+        lambda a: a[0, 0, 0],
+    ],
+    ids=["c", "fortran", "strided", "reversed", "big-endian", "float64", "scalar"],
+)
+def test_pixel_sha256_hashes_little_endian_float32_in_c_order(layout):
+    image = np.random.default_rng(5).normal(size=(12, 120, 120)).astype(np.float32)
+    image[0, 0, :3] = [np.nan, -0.0, np.inf]
+    chip = layout(image)
+    expected = hashlib.sha256(np.asarray(chip).astype("<f4").tobytes(order="C")).hexdigest()
+    assert pixel_sha256(chip) == expected

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 import pipeline
@@ -56,8 +57,9 @@ class QualityRules:
 
 
 def pixel_sha256(image: Any) -> str:
-    """Checksum of a chip's pixels (float32, C order, little endian)."""
-    return hashlib.sha256(image.astype("<f4", copy=False).tobytes(order="C")).hexdigest()
+    """Checksum of a chip's pixels (float32, C order, little endian). The array's own buffer
+    is hashed when it is already that (a chip as read); only other layouts are copied."""
+    return hashlib.sha256(np.ascontiguousarray(image, dtype="<f4").data).hexdigest()
 
 
 def scene_outputs(work: Path, item_id: str, inputs: str) -> tuple[Path, Path]:
