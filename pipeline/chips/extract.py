@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 import pipeline
@@ -31,6 +32,7 @@ from pipeline.compression import (
     DEFAULT_SHARD_COMPRESSION,
     shard_compression,
 )
+from pipeline.h5write import ChipWriter
 from pipeline.sources.access import redact
 from pipeline.sources.assets import Resolver
 from pipeline.sources.base import BandAsset, Scene
@@ -55,8 +57,9 @@ class QualityRules:
 
 
 def pixel_sha256(image: Any) -> str:
-    """Checksum of a chip's pixels (float32, C order, little endian)."""
-    return hashlib.sha256(image.astype("<f4", copy=False).tobytes(order="C")).hexdigest()
+    """Checksum of a chip's pixels (float32, C order, little endian). The array's own buffer
+    is hashed when it is already that (a chip as read); only other layouts are copied."""
+    return hashlib.sha256(np.ascontiguousarray(image, dtype="<f4").data).hexdigest()
 
 
 def scene_outputs(work: Path, item_id: str, inputs: str) -> tuple[Path, Path]:
@@ -128,17 +131,14 @@ def extract_scene(
         return list(json.loads(rows_path.read_text()))
     readable = _with_resolved_hrefs(scene, resolve)
     rows = []
-    recipe = shard_compression(WORK_COMPRESSION)
+    writer = ChipWriter(shard_compression(WORK_COMPRESSION))
     shared = _scene_fields(scene, inputs)
     with hdf5_atomic(h5_path) as h5:
-        h5.attrs[COMPRESSION_ATTR] = recipe.name
+        h5.attrs[COMPRESSION_ATTR] = writer.recipe.name
         for pixels in read_scene_chips(readable, chips, retry):
             row = _chip_row(shared, pixels, rules.rejection(pixels))
             if row["rejected"] is None:
-                image = pixels.image.astype("float32", copy=False)
-                h5.create_dataset(
-                    pixels.chip.key, data=image, **recipe.dataset_options(image.shape)
-                )
+                writer.array(h5.id, pixels.chip.key, pixels.image.astype("float32", copy=False))
             rows.append(row)
     write_json_atomic(rows_path, rows)
     return rows

@@ -30,11 +30,13 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5d
 
 from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
 from pipeline.chips.grid import CHIP_PIXELS, ChipGeometry
-from pipeline.compression import COMPRESSION_ATTR, ShardCompression, shard_compression
+from pipeline.compression import COMPRESSION_ATTR, shard_compression
 from pipeline.errors import CorpusError
+from pipeline.h5write import ChipWriter, Chunk, Location, open_dataset, read_array, single_chunk
 from pipeline.progress import progress
 from pipeline.storage import hdf5_atomic
 
@@ -158,13 +160,13 @@ def shard_is_current(path: Path, digest: str) -> bool:
 
 def write_shard(task: ShardTask) -> str:
     """Write one shard (in a worker): its chips in order, then the content digest."""
-    recipe = shard_compression(task.compression)
+    writer = ChipWriter(shard_compression(task.compression))
     with (
         ChipSources(task.chip_dir, task.published) as sources,
         hdf5_atomic(task.path, track_order=True) as h5,
     ):
         for chip in task.chips:
-            _write_chip(h5, chip, sources.image(chip), task.labels[chip["key"]], recipe)
+            _write_chip(writer, h5.id, chip, sources.image(chip), task.labels[chip["key"]])
         h5.attrs[COMPRESSION_ATTR] = task.compression
         h5.attrs["content_sha256"] = task.digest
     return task.path.name
@@ -172,60 +174,64 @@ def write_shard(task: ShardTask) -> str:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """A chip image as stored in its source: the compressed chunk and the recipe name."""
+    """A chip image as stored in its source: the dataset and the source's recipe name."""
 
-    dataset: h5py.Dataset
+    dataset: h5d.DatasetID
     compression: str | None
 
-    def chunk(self, recipe_name: str) -> tuple[int, bytes] | None:
-        """(filter mask, bytes) of the single chunk, when it is stored with ``recipe_name``."""
-        ds = self.dataset
-        if self.compression != recipe_name or ds.chunks != ds.shape:
+    def chunk(self, recipe_name: str) -> Chunk | None:
+        """The single float32 chunk, when it is stored with ``recipe_name``."""
+        if self.compression != recipe_name or self.dataset.dtype != np.float32:
             return None
-        mask, data = ds.id.read_direct_chunk((0,) * ds.ndim)
-        return int(mask), bytes(data)
+        return single_chunk(self.dataset)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An open work file or published shard: its recipe, and whether its pixels went."""
+
+    h5: h5py.File
+    recipe: str | None
+    released: bool
 
 
 class ChipSources:
-    """Open work files and published shards of one task, closed together."""
+    """Open work files and published shards of one task, closed together. Chips are looked up
+    by low-level name (``open_dataset``), and a file's attributes read once when it opens."""
 
     def __init__(self, chip_dir: Path, published: Mapping[str, Path]) -> None:
         self.chip_dir, self.published = chip_dir, published
-        self.files: dict[Path, tuple[h5py.File, str | None]] = {}  # file, its recipe
+        self.files: dict[Path, _Source] = {}
 
     def __enter__(self) -> ChipSources:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fh, _ in self.files.values():
-            fh.close()
+        for source in self.files.values():
+            source.h5.close()
 
-    def _open(self, path: Path) -> tuple[h5py.File, str | None]:
+    def _open(self, path: Path) -> _Source:
         if path not in self.files:
-            fh = h5py.File(path, "r")
-            self.files[path] = fh, _recipe_of(fh)
+            h5 = h5py.File(path, "r")
+            recipe = h5.attrs.get(COMPRESSION_ATTR)
+            released = bool(h5.attrs.get(RELEASED_ATTR))
+            self.files[path] = _Source(h5, None if recipe is None else str(recipe), released)
         return self.files[path]
 
     def image(self, chip: Mapping[str, Any]) -> StoredImage:
         key = chip["key"]
-        work, recipe = self._open(
-            scene_outputs(self.chip_dir, chip["item_id"], chip["inputs_digest"])[0]
-        )
-        stored = work.get(key)
+        work = self._open(scene_outputs(self.chip_dir, chip["item_id"], chip["inputs_digest"])[0])
+        stored = open_dataset(work.h5.id, key)
         if stored is not None:
-            return StoredImage(stored, recipe)
-        if work.attrs.get(RELEASED_ATTR) and key in self.published:
-            shard, recipe = self._open(self.published[key])
-            return StoredImage(shard[key]["image"], recipe)
+            return StoredImage(stored, work.recipe)
+        if work.released and key in self.published:
+            shard = self._open(self.published[key])
+            return StoredImage(h5d.open(shard.h5.id, f"{key}/image".encode()), shard.recipe)
+        name = work.h5.filename
         raise CorpusError(
-            f"the pixels of chip {key} are neither in {work.filename} nor in the published "
-            f"corpus; delete {work.filename} and its .json and build again (the scene is re-cut)"
+            f"the pixels of chip {key} are neither in {name} nor in the published "
+            f"corpus; delete {name} and its .json and build again (the scene is re-cut)"
         )
-
-
-def _recipe_of(h5: h5py.File) -> str | None:
-    value = h5.attrs.get(COMPRESSION_ATTR)
-    return str(value) if value is not None else None
 
 
 def pixel_coords(cell: ChipGeometry) -> np.ndarray:
@@ -237,58 +243,50 @@ def pixel_coords(cell: ChipGeometry) -> np.ndarray:
 
 
 def _write_chip(
-    h5: h5py.File,
+    writer: ChipWriter,
+    h5: Location,
     chip: Mapping[str, Any],
     stored: StoredImage,
     labels: Sequence[str],
-    recipe: ShardCompression,
 ) -> None:
-    group = h5.create_group(chip["key"])
-    _write_image(group, stored, recipe)
-    _write_coords(group, int(chip["epsg"]), int(chip["col"]), int(chip["row"]), recipe)
-    group.attrs["crs"] = int(chip["epsg"])
-    group.attrs["timestamp"] = chip["datetime"]
-    group.attrs["labels"] = np.array(sorted(labels), dtype=h5py.string_dtype())
+    group = writer.group(h5, chip["key"])
+    _write_image(writer, group, stored)
+    _write_coords(writer, group, int(chip["epsg"]), int(chip["col"]), int(chip["row"]))
+    writer.int_attr(group, "crs", int(chip["epsg"]))
+    writer.str_attr(group, "timestamp", chip["datetime"])
+    writer.str_array_attr(group, "labels", sorted(labels))
 
 
 # (epsg, col, row, recipe) -> (filter mask, bytes) of the compressed ``coords`` chunk: they
 # depend on the cell and the recipe only, so every acquisition of a cell a worker writes after
 # the first reuses them (a time series revisits its cells). ~6 KB a cell, <= ~25 MB a worker;
 # the oldest goes first (plain dict operations: safe for a worker's threads under the GIL).
-_COORDS: OrderedDict[tuple[int, int, int, str], tuple[int, bytes]] = OrderedDict()
+_COORDS: OrderedDict[tuple[int, int, int, str], Chunk] = OrderedDict()
 _COORDS_MAX = 4096
+_COORDS_SHAPE = (2, CHIP_PIXELS, CHIP_PIXELS)
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def _write_coords(
-    group: h5py.Group, epsg: int, col: int, row: int, recipe: ShardCompression
-) -> None:
+def _write_coords(writer: ChipWriter, group: Location, epsg: int, col: int, row: int) -> None:
     """The chip's ``coords``: written through HDF5's filters the first time a worker meets the
-    cell, then as the chunk those filters produced (the same bytes, tested)."""
-    key = (epsg, col, row, recipe.name)
+    cell, then as the chunk those filters produced (the same bytes, tested). Recipe ``none``
+    stores no chunk: its coords always go through HDF5."""
+    key = (epsg, col, row, writer.recipe.name)
     cached = _COORDS.get(key)
-    if cached is None or recipe.filter == "none":
-        coords = pixel_coords(ChipGeometry(epsg, col, row))
-        ds = group.create_dataset("coords", data=coords, **recipe.dataset_options(coords.shape))
-        if recipe.filter != "none":
-            mask, data = ds.id.read_direct_chunk((0, 0, 0))
-            _COORDS[key] = int(mask), bytes(data)
-            if len(_COORDS) > _COORDS_MAX:
-                _COORDS.popitem(last=False)
+    if cached is not None:
+        writer.chunk(group, "coords", _COORDS_SHAPE, _FLOAT64, cached)
         return
-    shape = (2, CHIP_PIXELS, CHIP_PIXELS)
-    ds = group.create_dataset(
-        "coords", shape=shape, dtype=np.float64, **recipe.dataset_options(shape)
-    )
-    ds.id.write_direct_chunk((0, 0, 0), cached[1], cached[0])
-
-
-def _write_image(group: h5py.Group, stored: StoredImage, recipe: ShardCompression) -> None:
-    shape = stored.dataset.shape
-    image = group.create_dataset(
-        "image", shape=shape, dtype=np.float32, **recipe.dataset_options(shape)
-    )
-    chunk = stored.chunk(recipe.name) if stored.dataset.dtype == np.float32 else None
+    ds = writer.array(group, "coords", pixel_coords(ChipGeometry(epsg, col, row)))
+    chunk = single_chunk(ds)
     if chunk is not None:
-        image.id.write_direct_chunk((0,) * len(shape), chunk[1], chunk[0])
+        _COORDS[key] = chunk
+        if len(_COORDS) > _COORDS_MAX:
+            _COORDS.popitem(last=False)
+
+
+def _write_image(writer: ChipWriter, group: Location, stored: StoredImage) -> None:
+    chunk = stored.chunk(writer.recipe.name)
+    if chunk is not None:
+        writer.chunk(group, "image", stored.dataset.shape, _FLOAT32, chunk)
     else:
-        image[...] = stored.dataset[()].astype(np.float32, copy=False)
+        writer.array(group, "image", read_array(stored.dataset).astype(np.float32, copy=False))
