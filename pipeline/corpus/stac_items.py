@@ -62,11 +62,17 @@ def chip_extent(rows: Sequence[Mapping[str, Any]]) -> pystac.Extent:
 
 
 def write_chip_items(
-    pool: cf.Executor | None, names: Names, rows: Sequence[dict[str, Any]], cogs: bool
+    pool: cf.Executor | None,
+    collections: Sequence[tuple[Names, Sequence[dict[str, Any]]]],
+    cogs: bool,
 ) -> int:
-    """Write the items of one chip collection, ``ITEMS_PER_TASK`` per task on ``pool``."""
-    chunks = [rows[i : i + ITEMS_PER_TASK] for i in range(0, len(rows), ITEMS_PER_TASK)]
-    args = [(names, chunk, cogs) for chunk in chunks]
+    """Write the items of the chip collections, ``ITEMS_PER_TASK`` per task on ``pool`` (every
+    collection's tasks submitted before any is waited for: no idle worker between them)."""
+    args = [
+        (names, rows[i : i + ITEMS_PER_TASK], cogs)
+        for names, rows in collections
+        for i in range(0, len(rows), ITEMS_PER_TASK)
+    ]
     if pool is None:
         return sum(write_items(*a) for a in args)
     return sum(f.result() for f in [pool.submit(write_items, *a) for a in args])

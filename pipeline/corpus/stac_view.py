@@ -122,12 +122,14 @@ def write_catalog(
     catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
     catalog.save_object(include_self_link=False)
     sources_collection.save(pystac.CatalogType.SELF_CONTAINED)
+    batches = []
     for collection, rows in chips.values():
         save_chip_collection(collection, rows)
         names = Names(
             root, str(catalog.title), collection.id, str(collection.title), SOURCES_COLLECTION
         )
-        write_chip_items(pool, names, rows, cogs)
+        batches.append((names, rows))
+    write_chip_items(pool, batches, cogs)
 
 
 def _read_inputs(corpus: Path) -> tuple[gpd.GeoDataFrame, list[Scene], dict[str, Any]]:
