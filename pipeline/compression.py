@@ -34,6 +34,13 @@ class ShardCompression:
     inner_shuffle: str | None = None
 
     @property
+    def reproducible(self) -> bool:
+        """Whether equal chips always compress to equal bytes. h5py's LZF filter keeps its
+        hash table from one call to the next, so its output depends on what the process
+        compressed before: measured, but refused for a corpus (``checked_recipe``)."""
+        return self.filter != "lzf"
+
+    @property
     def needs_hdf5plugin(self) -> bool:
         return self.filter not in BUILTIN_FILTERS
 
@@ -144,3 +151,16 @@ def shard_compression(name: str) -> ShardCompression:
             f"unknown output.shard_compression {name!r}; choose one of {', '.join(CANDIDATES)}"
         )
     return CANDIDATES[name]
+
+
+def checked_recipe(name: str, where: str) -> str:
+    """``name``, when it is a recipe whose shards are the same bytes on every run; a
+    ``ConfigError`` naming ``where`` and the fix otherwise."""
+    if not shard_compression(name).reproducible:
+        raise ConfigError(
+            f"{where}: output.shard_compression {name!r} does not give the same bytes twice "
+            "(h5py's LZF filter carries state from one chunk to the next), so corpus.lock "
+            f"could never be checked; choose {DEFAULT_SHARD_COMPRESSION} (the default) or "
+            "another recipe of docs/corpus-format.md"
+        )
+    return name

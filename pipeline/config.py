@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from pipeline.compression import DEFAULT_SHARD_COMPRESSION
+from pipeline.compression import DEFAULT_SHARD_COMPRESSION, checked_recipe
 from pipeline.engine.settings import EngineConfig, parse_engine
 from pipeline.errors import ConfigError, SchemaError, SourceError
 from pipeline.schemas import validate
@@ -207,7 +207,7 @@ def _build(raw: dict[str, Any], base: Path, path: Path) -> RunConfig:
         search=_search(raw["search"], path, known),
         chips=ChipsConfig(**chips),
         labels=_labels(raw.get("labels", {}), base, archive, archive_meta),
-        output=_output(raw["output"], base),
+        output=_output(raw["output"], base, str(path)),
         archive=archive,
         selection=parse_selection(raw.get("selection", {}), archive_meta, str(path)),
         engine=engine,
@@ -397,7 +397,7 @@ def _ems_from_archive(root: Path, event: dict[str, Any]) -> EmsProduct:
     return EmsProduct(str(root / event["layers"]["observed_event"]), meta)
 
 
-def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
+def _output(raw: dict[str, Any], base: Path, where: str) -> OutputConfig:
     return OutputConfig(
         dir=_resolve(base, raw["dir"]),
         shard_size=int(raw.get("shard_size", 256)),
@@ -408,7 +408,9 @@ def _output(raw: dict[str, Any], base: Path) -> OutputConfig:
         geo_block_size=int(raw.get("geo_block_size", 4)),
         webdataset_shard_size=int(raw.get("webdataset_shard_size", 512)),
         stac_chip_assets=str(raw.get("stac_chip_assets", "none")),
-        shard_compression=str(raw.get("shard_compression", OutputConfig.shard_compression)),
+        shard_compression=checked_recipe(
+            str(raw.get("shard_compression", OutputConfig.shard_compression)), f"config {where}"
+        ),
         work_chips=str(raw.get("work_chips", OutputConfig.work_chips)),
     )
 

@@ -106,7 +106,7 @@ def reference_shard(path: Path, rows: list[dict], recipe: str) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("recipe", list(CANDIDATES))
+@pytest.mark.parametrize("recipe", [n for n, r in CANDIDATES.items() if r.reproducible])
 def test_low_level_writers_write_the_bytes_of_h5py_high_level(tmp_path, monkeypatch, recipe):
     rows = work_files(tmp_path / "work", recipe, monkeypatch)
     assert len(rows) == 4

@@ -66,6 +66,8 @@ def test_digest_ignores_output_dir_but_not_the_recipe(tmp_path):
         ({"chips__max_cloud_fraction": 2}, "max_cloud_fraction"),
         ({"search__colections": ["sentinel-2-l2a"]}, "colections"),
         ({"version": 2}, "version"),
+        ({"output__shard_compression": "lzf"}, "same bytes twice"),
+        ({"output__shard_compression": "shuffle-lzf"}, "blosc-zstd-1-bit"),
     ],
 )
 def test_bad_configs_fail_fast_naming_the_problem(tmp_path, changes, message):

@@ -5,8 +5,7 @@ addressed by ``CLM_DASK_SCHEDULER``.
 
 Compared: every published file (the current version: shards, views, manifest, lock, ...),
 ``work/chips.parquet`` and ``work/records.jsonl``. Not compared: the per-scene work files
-``work/chips/*.h5``, whose LZF-compressed bytes are not repeatable (liblzf leaves its hash
-table uninitialised; the pixels are identical and checked through ``chips.parquet``), and the
+``work/chips/*.h5`` (their compressed chips reach the shards, which are compared) and the
 writer lock (pid and time of the writer)."""
 
 from __future__ import annotations
