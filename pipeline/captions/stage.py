@@ -96,7 +96,8 @@ def cell_static_labels(
     cached = read_cache(path)
     todo = [c for c in cells if cell_key(c) not in cached]
     blocks = static_blocks(todo)
-    futures = [pool.submit(static_block_task, labels, block) for block in blocks]
+    biggest_first = sorted(blocks, key=len, reverse=True)  # no worker left waiting at the end
+    futures = [pool.submit(static_block_task, labels, block) for block in biggest_first]
     with progress(len(blocks), "block", "static labels") as bar:
         for future in cf.as_completed(futures):
             future.result()

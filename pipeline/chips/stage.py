@@ -24,6 +24,7 @@ from pipeline.chips.extract import (
     scene_outputs,
 )
 from pipeline.chips.plan import PlannedChip, plan_scene
+from pipeline.chips.read import read_bands
 from pipeline.config import RunConfig, SourceConfig
 from pipeline.engine.slots import ProviderLimits
 from pipeline.errors import SourceError
@@ -151,10 +152,13 @@ def _run(
     total = sum(len(chips) for _, chips in planned if isinstance(chips, list))
     with progress(total, "chip", "chips") as bar:
         futures = {}
+        runnable = []
         for scene, chips in planned:
             if isinstance(chips, SourceError):
                 _result(scene.item_id, _failed(chips), on_error, failed)
                 continue
+            runnable.append((scene, chips))
+        for scene, chips in sorted(runnable, key=_band_chips, reverse=True):
             futures[pool.submit(cut_scene, job, scene, chips)] = (scene.item_id, len(chips))
         for future in cf.as_completed(futures):
             item_id, n = futures.pop(future)  # dropped: the worker frees the result
@@ -167,6 +171,13 @@ def _run(
             kept.update(r["sensor"] for r in scene_rows if r["rejected"] is None)
             bar.update(n, kept_s1=kept["s1"], kept_s2=kept["s2"], scenes=len(current))
     return rows, current, dict(sorted(taken.items()))
+
+
+def _band_chips(planned: tuple[Scene, list[PlannedChip]]) -> int:
+    """A scene's work (chips x bands read): the largest scenes are submitted first, so the
+    last tasks of the stage are short ones and no worker waits long for the others."""
+    scene, chips = planned
+    return len(chips) * len(read_bands(scene))
 
 
 def _failed(exc: BaseException) -> cf.Future:
