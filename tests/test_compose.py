@@ -239,3 +239,18 @@ def test_the_deployment_run_config_loads_on_the_compose_layout(model, tiny_archi
     runs = home / (config.output.dir.parent / "model").relative_to(tmp_path)
     assert volumes[str(runs)] == "clm-models"
     assert volumes[str(home / config.output.dir.relative_to(tmp_path).parts[0])] == "clm-corpus"
+
+
+def test_compose_dask_workers_get_the_memory_settings_of_the_build_s_own_workers(model):
+    """``dask-worker`` reads ``configs/dask`` (mounted at /srv/clm/configs): Dask loads from it
+    the nanny environment a LocalCluster's workers get from the build."""
+    import dask.config
+
+    from pipeline.engine.cluster import LOCAL_WORKER_CONFIG
+
+    env = model["services"]["dask-worker"]["environment"]
+    assert env["DASK_CONFIG"].startswith("/srv/clm/configs/")
+    local = ROOT / "configs" / env["DASK_CONFIG"].removeprefix("/srv/clm/configs/")
+    loaded = dask.config.collect(paths=[str(local)], env={})
+    shipped = loaded["distributed"]["nanny"]["pre-spawn-environ"]
+    assert shipped == LOCAL_WORKER_CONFIG["distributed.nanny.pre-spawn-environ"]
