@@ -6,8 +6,8 @@ machinery), yet the JSON is fixed by the corpus layout. ``chip_item_dict`` makes
 the keys in pystac's order (``Item.to_dict``, ``Link.to_dict``, ``Asset.to_dict``), the
 extension URIs in the order pystac appends them, the links sorted as pystac saves items
 (``source``, ``root``, ``collection``, ``parent``) with the relative hrefs a self-contained
-catalog gets, the datetime by pystac's ``datetime_to_str``. ``stac_view._chip_item`` builds
-the same item with pystac: the reference this is tested against byte for byte
+catalog gets, the datetime by pystac's ``datetime_to_str``. ``tests/corpus/stac_reference.py``
+builds the same item with pystac: the reference this is tested against byte for byte
 (``tests/corpus/test_stac_view.py``).
 """
 
@@ -112,7 +112,7 @@ def chip_item_dict(
 
 
 def _label_fields(row: Mapping[str, Any], classes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Label extension fields (``stac_view._add_labels`` writes the same through pystac)."""
+    """Label extension fields (the pystac reference writes the same)."""
     return {
         "label:description": LABEL_DESCRIPTION,
         "label:type": "vector",

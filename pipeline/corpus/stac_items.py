@@ -1,7 +1,7 @@
 """Writing the STAC view's chip items in parallel, without the whole catalog in memory.
 
-``stac_view.build_catalog`` builds every item as a pystac object in one process (about
-1.8 ms and a few KB of memory per chip). Here the main process writes only the catalog, the
+Building every item as a pystac object in one process took about 1.8 ms and a few KB of
+memory per chip. Here the main process writes only the catalog, the
 collections (their extents and ``item`` links computed from ``metadata.parquet`` rows) and
 the source scenes; the chip items are written by tasks on the executor, ``ITEMS_PER_TASK``
 rows each, each item the plain dict of ``stac_chip_item.chip_item_dict``: no pystac object

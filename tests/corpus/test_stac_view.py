@@ -11,15 +11,11 @@ import pytest
 import shapely.affinity
 import shapely.geometry
 from pystac.validation import RegisteredValidator
+from stac_reference import build_catalog
 
 from pipeline.archive.stac_catalog import OfflineValidator
-from pipeline.corpus.stac_view import (
-    LABEL_EXTENSION,
-    _read_inputs,
-    build_catalog,
-    validate_catalog,
-    write_catalog,
-)
+from pipeline.corpus.stac_chip_item import LABEL_EXTENSION
+from pipeline.corpus.stac_view import _read_inputs, validate_catalog, write_catalog
 from pipeline.labels.taxonomy import CRISIS_LABELS, REFERENCE_LABELS
 
 
