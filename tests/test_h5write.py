@@ -1,6 +1,6 @@
 """The per-chip writers through h5py's low-level API (``pipeline.h5write``) write the bytes of
 h5py's high-level calls: chip work files (``extract_scene``) and corpus shards
-(``write_shards``, chunks copied or pixels decoded, coords cold or warm), for every recipe of
+(``shards_written``, chunks copied or pixels decoded, coords cold or warm), for every recipe of
 ``CANDIDATES``, S1 (2 bands) and S2 (12 bands). The reference writers below are the plain
 high-level calls. ``pixel_sha256`` hashes what it always hashed, whatever the layout."""
 
@@ -22,7 +22,7 @@ from pipeline.chips.plan import PlannedChip
 from pipeline.chips.read import ChipPixels
 from pipeline.compression import CANDIDATES, COMPRESSION_ATTR, shard_compression
 from pipeline.corpus import shards as shards_module
-from pipeline.corpus.shards import pixel_coords, plan_shards, shard_digest, write_shards
+from pipeline.corpus.shards import pixel_coords, plan_shards, shard_digest, shards_written
 from pipeline.sources.base import Scene
 from pipeline.storage import hdf5_atomic
 
@@ -126,7 +126,8 @@ def test_low_level_writers_write_the_bytes_of_h5py_high_level(tmp_path, monkeypa
             ("warm", "work"),  # chunks copied, coords copied from the cache
             ("decoded", "other"),  # pixels decoded and filtered
         ]:
-            write_shards(pool, tmp_path / out, plan, records(rows), tmp_path / work, recipe)
+            with shards_written(pool, tmp_path / out, plan, records(rows), tmp_path / work, recipe):
+                pass
     for name, chips in plan.items():
         expected = reference_shard(tmp_path / f"ref-{name}", chips, recipe)
         for out in ("cold", "warm", "decoded"):

@@ -160,7 +160,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 def locations_of(cells: dict[str, ChipGeometry]) -> dict[str, dict[str, Any]]:
     """Location block per cell id: centre, WGS84 bbox, nearest place and country."""
-    to_ll = {epsg: Transformer.from_crs(epsg, 4326, always_xy=True) for epsg in _epsgs(cells)}
+    # one transformer per CRS: making one took ~6 ms, a cell's location ~0.1 ms
+    epsgs = {cell.epsg for cell in cells.values()}
+    to_ll = {epsg: Transformer.from_crs(epsg, 4326, always_xy=True) for epsg in epsgs}
     centres = {cid: _lonlat_box(cell, to_ll[cell.epsg]) for cid, cell in sorted(cells.items())}
     places = nearest_places([c[0] for c in centres.values()])
     out = {}
@@ -177,12 +179,6 @@ def locations_of(cells: dict[str, ChipGeometry]) -> dict[str, dict[str, Any]]:
             "place_distance_km": place.distance_km,
         }
     return out
-
-
-def _epsgs(cells: dict[str, ChipGeometry]) -> set[int]:
-    """The CRSs of ``cells``: one transformer each (making one took ~6 ms, a cell's
-    location ~0.1 ms)."""
-    return {cell.epsg for cell in cells.values()}
 
 
 def _lonlat_box(

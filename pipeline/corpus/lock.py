@@ -193,11 +193,11 @@ def _item_entry(
     scene: Scene,
     recipe: Mapping[str, Any],
     take: Fingerprinter,
-    taken: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    taken: Mapping[str, Mapping[str, dict[str, Any]]],
 ) -> dict[str, Any]:
     """A scene's lock entry; an asset's fingerprint is the one the chip stage cut the scene
     from (``taken``: item id -> band -> fingerprint), else it is taken now."""
-    cut_from = (taken or {}).get(scene.item_id, {})
+    cut_from = taken.get(scene.item_id, {})
 
     def print_of(band: str, href: str) -> dict[str, Any]:
         if band in cut_from:

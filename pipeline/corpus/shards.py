@@ -80,20 +80,6 @@ class ShardTask:
     digest: str
 
 
-def write_shards(
-    pool: cf.Executor,
-    corpus: Path,
-    shards: Mapping[str, list[dict[str, Any]]],
-    records: Mapping[str, Any],
-    chip_dir: Path,
-    compression: str,
-    published: Mapping[str, Path] | None = None,
-) -> list[str]:
-    """Write every shard whose content changed, in parallel; returns the names written."""
-    with shards_written(pool, corpus, shards, records, chip_dir, compression, published) as names:
-        return names
-
-
 @contextlib.contextmanager
 def shards_written(
     pool: cf.Executor,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +81,8 @@ def _render_fingerprint(location: str) -> dict[str, Any]:
 
 
 def _file_sha256(key: FileKey) -> str:
-    """sha256 of a file, hashed once per process while its size, times and inode stay put
-    (the chip stage and the lock of one build fingerprint the same assets)."""
+    """sha256 of a file, hashed once per process while its path, size, times and inode stay
+    put (the most recent ``MAX_REMEMBERED`` files are kept)."""
     with _HASHES_LOCK:
         if key in _HASHES:
             _HASHES.move_to_end(key)
@@ -92,19 +91,12 @@ def _file_sha256(key: FileKey) -> str:
     with open(key[0], "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    remember({key: digest.hexdigest()})
-    return digest.hexdigest()
-
-
-def remember(hashes: Mapping[FileKey, str]) -> None:
-    """Keep hashes taken in this process; one is used only while its file's path, size,
-    times and inode are those it was taken at."""
+    sha256 = digest.hexdigest()
     with _HASHES_LOCK:
-        for key, sha256 in hashes.items():
-            _HASHES[key] = sha256
-            _HASHES.move_to_end(key)
+        _HASHES[key] = sha256
         while len(_HASHES) > MAX_REMEMBERED:
             _HASHES.popitem(last=False)
+    return sha256
 
 
 def _remote_fingerprint(url: str, retry: RetryPolicy) -> dict[str, Any]:

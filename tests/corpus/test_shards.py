@@ -17,7 +17,7 @@ from pipeline.chips.extract import RELEASED_ATTR, scene_outputs
 from pipeline.chips.grid import ChipGeometry
 from pipeline.compression import COMPRESSION_ATTR, shard_compression
 from pipeline.corpus import shards as shards_module
-from pipeline.corpus.shards import pixel_coords, plan_shards, write_shards
+from pipeline.corpus.shards import pixel_coords, plan_shards, shards_written
 from pipeline.errors import CorpusError
 
 ITEM, DIGEST = "S2X_TEST_ITEM", "0123456789abcdef"
@@ -65,7 +65,8 @@ def records(rows: list[dict]) -> dict[str, dict]:
 
 def write(corpus: Path, rows: list[dict], chip_dir: Path, pool: cf.Executor, **kw) -> bytes:
     shards = plan_shards(rows, 8)
-    write_shards(pool, corpus, shards, records(rows), chip_dir, "blosc-zstd-3-bit", **kw)
+    with shards_written(pool, corpus, shards, records(rows), chip_dir, "blosc-zstd-3-bit", **kw):
+        pass
     return (corpus / "shards" / "s2-00000.h5").read_bytes()
 
 
@@ -114,7 +115,10 @@ def test_a_shard_is_the_same_bytes_with_cold_and_warm_coords(tmp_path, serial, r
     shards = plan_shards(rows, 8)
 
     def shard(out: str) -> bytes:
-        write_shards(serial, tmp_path / out, shards, records(rows), tmp_path / "work", recipe)
+        with shards_written(
+            serial, tmp_path / out, shards, records(rows), tmp_path / "work", recipe
+        ):
+            pass
         return (tmp_path / out / "shards" / "s2-00000.h5").read_bytes()
 
     shards_module._COORDS.clear()
@@ -136,10 +140,13 @@ def test_two_worker_processes_write_the_same_bytes(tmp_path, serial):
     digests = {}
     for workers in (1, 2):
         out = tmp_path / f"workers-{workers}"
-        with _pool(workers) as pool:
-            names = write_shards(
+        with (
+            _pool(workers) as pool,
+            shards_written(
                 pool, out, shards, records(rows), tmp_path / "work", "blosc-zstd-3-bit"
-            )
+            ) as names,
+        ):
+            pass
         assert names == sorted(shards)
         digests[workers] = {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest()
